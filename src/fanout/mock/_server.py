@@ -1,0 +1,332 @@
+"""Running the mock API: in a background thread (tests), in a child process (benchmarks),
+or in the foreground (``fanout mock-server``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from fanout.mock._app import build_app
+from fanout.mock._config import MockConfig, format_rate_limit, make_config
+
+_BACKLOG = 2048
+_SHUTDOWN_TIMEOUT = 0.5
+_START_TIMEOUT = 30.0
+# loopback only: never let a proxy from the environment see these requests
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def stats(url: str, *, window: float = 1.0) -> dict[str, Any]:
+    """The ``/stats`` of the mock server at base ``url`` (see the schema in fanout.mock)."""
+    query = "" if window == 1.0 else f"?window={window!r}"
+    with _OPENER.open(f"{url}/stats{query}", timeout=10) as response:
+        payload: dict[str, Any] = json.load(response)
+    return payload
+
+
+def reset_stats(url: str) -> None:
+    """Clear the counters of the mock server at base ``url`` (and its ``/flaky`` attempts)."""
+    request = urllib.request.Request(f"{url}/stats/reset", data=b"", method="POST")
+    with _OPENER.open(request, timeout=10):
+        pass
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop when uvloop is installed, else the default asyncio loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if sys.platform != "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _start(config: MockConfig, host: str, port: int) -> tuple[web.AppRunner, str]:
+    sock = _bind(host, port)
+    runner = web.AppRunner(
+        build_app(config),
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,
+        shutdown_timeout=_SHUTDOWN_TIMEOUT,
+    )
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock, backlog=_BACKLOG).start()
+    except BaseException:
+        await runner.cleanup()
+        sock.close()
+        raise
+    return runner, _url(host, sock.getsockname()[1])
+
+
+def serve_forever(
+    config: MockConfig, host: str, port: int, on_ready: Callable[[str], None]
+) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready(url)`` once listening."""
+
+    async def main() -> None:
+        runner, url = await _start(config, host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # on Windows there are no signal handlers: Ctrl-C raises KeyboardInterrupt instead
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        try:
+            on_ready(url)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=new_event_loop) as r:
+        r.run(main())
+
+
+class MockServer:
+    """The mock API server, run in a background thread with its own event loop.
+
+    Use it as a context manager (or call :meth:`start` and :meth:`stop`)::
+
+        with MockServer(latency=0.05, rate_limit="100/s", seed=1) as server:
+            requests.get(f"{server.url}/todos/1")
+            server.stats()["total"]
+
+    ``port=0`` picks a free port. Durations are seconds (or strings like ``"50ms"``);
+    ``rate_limit`` is ``"100/s"``, ``"600/min"``, ``"5/h"`` or requests per second.
+    For load tests, run it in its own process with :meth:`spawn` instead, so that it
+    doesn't share the GIL with the client being measured.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float | str = 0.0,
+        jitter: float | str = 0.0,
+        error_rate: float = 0.0,
+        reset_rate: float = 0.0,
+        rate_limit: str | float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = make_config(
+            latency=latency,
+            jitter=jitter,
+            error_rate=error_rate,
+            reset_rate=reset_rate,
+            rate_limit=rate_limit,
+            seed=seed,
+        )
+        self.host = host
+        self._requested_port = port
+        self._url: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``http://127.0.0.1:PORT``, once started."""
+        if self._url is None:
+            raise RuntimeError("the mock server is not running; call start() or use `with`")
+        return self._url
+
+    @property
+    def port(self) -> int:
+        """The port it listens on, once started."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    def start(self) -> Self:
+        """Start serving; returns once the socket listens. Raises OSError if it can't bind."""
+        if self._thread is not None:
+            raise RuntimeError("the mock server is already running")
+        ready: queue.Queue[str | BaseException] = queue.Queue()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="fanout-mock-server", daemon=True
+        )
+        self._thread.start()
+        outcome = ready.get(timeout=_START_TIMEOUT)
+        if isinstance(outcome, BaseException):
+            self._thread.join()
+            self._thread = None
+            raise outcome
+        self._url = outcome
+        return self
+
+    def _run(self, ready: queue.Queue[str | BaseException]) -> None:
+        loop = new_event_loop()
+        try:
+            try:
+                runner, url = loop.run_until_complete(
+                    _start(self.config, self.host, self._requested_port)
+                )
+            except BaseException as exc:
+                ready.put(exc)
+                return
+            self._loop = loop
+            ready.put(url)
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end (in-flight requests are cut)."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        self._thread = self._loop = self._url = None
+
+    def stats(self, *, window: float = 1.0) -> dict[str, Any]:
+        """``GET /stats``: what the server saw (schema in the fanout.mock docs)."""
+        return stats(self.url, window=window)
+
+    def reset_stats(self) -> None:
+        """``POST /stats/reset``: clear the counters and the ``/flaky`` attempts."""
+        reset_stats(self.url)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @staticmethod
+    def spawn(
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float | str = 0.0,
+        jitter: float | str = 0.0,
+        error_rate: float = 0.0,
+        reset_rate: float = 0.0,
+        rate_limit: str | float | None = None,
+        seed: int | None = None,
+    ) -> MockProcess:
+        """Start ``python -m fanout mock-server`` in a child process; returns once it listens."""
+        config = make_config(
+            latency=latency,
+            jitter=jitter,
+            error_rate=error_rate,
+            reset_rate=reset_rate,
+            rate_limit=rate_limit,
+            seed=seed,
+        )
+        return MockProcess(config, host=host, port=port)
+
+
+class MockProcess:
+    """A mock server running in a child process (see :meth:`MockServer.spawn`)."""
+
+    def __init__(self, config: MockConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        argv = [sys.executable, "-m", "fanout", "mock-server", "--host", host, "--port", str(port)]
+        argv += ["--latency", repr(config.latency), "--jitter", repr(config.jitter)]
+        argv += ["--error-rate", repr(config.error_rate), "--reset-rate", repr(config.reset_rate)]
+        if config.rate_limit is not None:
+            argv += ["--rate-limit", format_rate_limit(config.rate_limit)]
+        if config.seed is not None:
+            argv += ["--seed", str(config.seed)]
+        self.config = config
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.url = self._read_url()
+
+    def _read_url(self) -> str:
+        stdout = self.process.stdout
+        assert stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        try:
+            line = lines.get(timeout=_START_TIMEOUT).strip()
+        except queue.Empty:
+            self.stop()
+            raise RuntimeError(
+                f"the mock server (pid {self.pid}) printed no URL within {_START_TIMEOUT:g} s"
+            ) from None
+        if not line.startswith("http://"):
+            code = self.process.wait()
+            raise RuntimeError(
+                f"the mock server exited with code {code} before printing its URL "
+                "(its error is on stderr above)"
+            )
+        return line
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.process.pid
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stats(self, *, window: float = 1.0) -> dict[str, Any]:
+        """``GET /stats`` of the child server."""
+        return stats(self.url, window=window)
+
+    def reset_stats(self) -> None:
+        """``POST /stats/reset`` on the child server."""
+        reset_stats(self.url)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """Send SIGTERM to the child (its own pid), wait for it, kill it if it hangs.
+
+        Returns its exit code.
+        """
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
