@@ -1,0 +1,40 @@
+"""fanout: run a batch of calls fast and safely.
+
+Map of the package:
+    _api.py           map, imap (sync, on a private loop thread), amap, aimap
+    _orchestrator.py  the one scheduler: window, batching, retries, ordering, cancellation
+    _executors.py     how one call runs: sequential, thread, async (process in _process.py)
+    _limits.py        rate limiting (GCRA) and the adaptive concurrency cap
+    _retry.py         retry policy: backoff with full jitter, Retry-After
+    _result.py        Result;  _errors.py: the exception tree
+    http/, mock/, bench/, cli.py   the command-line tools built on the above
+"""
+
+from fanout._api import aimap, amap, imap, map
+from fanout._errors import (
+    CallTimeout,
+    ConfigError,
+    FanoutError,
+    Interrupted,
+    NotPicklableError,
+    RemoteError,
+    WorkerCrashed,
+)
+from fanout._limits import parse_rate
+from fanout._result import Result
+
+__all__ = [
+    "CallTimeout",
+    "ConfigError",
+    "FanoutError",
+    "Interrupted",
+    "NotPicklableError",
+    "RemoteError",
+    "Result",
+    "WorkerCrashed",
+    "aimap",
+    "amap",
+    "imap",
+    "map",
+    "parse_rate",
+]

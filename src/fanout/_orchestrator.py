@@ -1,0 +1,344 @@
+"""The scheduler: every policy of a run, written once for every mode.
+
+A fixed pool of ``concurrency`` worker coroutines pulls items from the input
+lazily (backpressure: an item is taken only when a worker is free and the
+window has room), hands them to the executor, and files each outcome as a
+result or a retry. Retries wait on a timer, holding no worker. Results leave
+through a reorder buffer (ordered) or as they finish; ``window`` bounds the
+items taken but not yet handed to the consumer, so memory does not grow with
+the input, and a slow consumer slows the run down instead of piling results up.
+
+Tiny calls are batched: the executor gets several items at once when calls are
+measured to be much shorter than the hand-off cost (never with a timeout or a
+rate limit, which are per call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fanout._calls import Outcome
+from fanout._executors import Executor, create_executor
+from fanout._limits import AdaptiveCap, RateLimiter
+from fanout._progress import Progress
+from fanout._result import Result
+from fanout._retry import RetryPolicy, is_throttle
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs besides the function and the items; plain data."""
+
+    mode: str
+    concurrency: int
+    ordered: bool = True
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate: float | None = None
+    progress: bool = False
+    errors: str = "collect"
+    description: str = "fanout"
+
+
+# A job is a run of consecutive input items: (first index, items, attempts so far).
+_Job = tuple[int, list[Any], int]
+
+
+class Run:
+    """One batch being run. ``results()`` drives it; ``finished()`` salvages on a stop."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        items: Any,
+        config: RunConfig,
+        executor: Executor | None = None,
+    ) -> None:
+        self.config = config
+        self.fn = fn
+        self.executor = executor or create_executor(config.mode, fn, config.concurrency)
+        self._total: int | None = None
+        with contextlib.suppress(TypeError):
+            self._total = len(items)
+        self._async_items = hasattr(items, "__aiter__")
+        self._iter: Any = items.__aiter__() if self._async_items else iter(items)
+        self._pull_lock = asyncio.Lock() if self._async_items else None
+        self._taken = 0
+        self._exhausted = False
+        self._retry_ready: collections.deque[_Job] = collections.deque()
+        self._retry_timers: set[asyncio.TimerHandle] = set()
+        self._retries_pending = 0
+        self._buffer: dict[int, Result[Any]] = {}
+        self._next_out = 0
+        self._ready: list[Result[Any]] = []
+        self._delivered = 0
+        self._failure: BaseException | None = None
+        self._stopping = False
+        self._worker_waiters: list[asyncio.Future[None]] = []
+        self._consumer_waiter: asyncio.Future[None] | None = None
+        self._limiter = RateLimiter(config.rate)
+        self._cap = AdaptiveCap(config.concurrency)
+        self._throttled = False
+        executor_ = self.executor
+        self._batch_target = executor_.batch_target
+        self._max_batch = 1 if (config.timeout is not None or config.rate) else executor_.max_batch
+        self._batch = 1
+        self._per_item = 0.0
+        self._window = max(1024, 8 * config.concurrency) + 2 * config.concurrency * self._max_batch
+        self._first: list[Any] = []
+        self.done = 0
+        self.failed = 0
+        self.retried = 0
+        self._progress: Progress | None = None
+
+    # ----------------------------------------------------------- the consumer
+    async def results(self) -> AsyncGenerator[list[Result[Any]], None]:
+        """Batches of results, in input order or as they finish."""
+        loop = asyncio.get_running_loop()
+        workers: list[asyncio.Task[None]] = []
+        clean = False
+        try:
+            await self._check_first_item()
+            if self.config.progress:
+                self._progress = Progress(self, self._total, self.config.description)
+                self._progress.start()
+            workers = [
+                loop.create_task(self._worker()) for _ in range(self.config.concurrency)
+            ]
+            while True:
+                if self._failure is not None:
+                    raise self._failure
+                if self._ready:
+                    batch, self._ready = self._ready, []
+                    self._delivered += len(batch)
+                    if self._worker_waiters:
+                        self._wake_workers()
+                    yield batch
+                    continue
+                if self._exhausted and self._delivered == self._taken:
+                    break
+                self._consumer_waiter = loop.create_future()
+                await self._consumer_waiter
+                self._consumer_waiter = None
+            clean = True
+        finally:
+            self._stopping = True
+            for timer in self._retry_timers:
+                timer.cancel()
+            for task in workers:
+                task.cancel()
+            if workers:
+                await asyncio.gather(*workers, return_exceptions=True)
+            await self.executor.aclose(cancel=not clean)
+            if self._progress is not None:
+                self._progress.stop()
+
+    def finished(self) -> list[Result[Any]]:
+        """Results that finished but were not yet handed out (after a stop), by index."""
+        out = self._ready + list(self._buffer.values())
+        self._ready = []
+        self._buffer = {}
+        out.sort(key=lambda r: r.index)
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return {"done": self.done, "failed": self.failed, "retried": self.retried,
+                **self.executor.stats()}
+
+    # ------------------------------------------------------------- the input
+    async def _check_first_item(self) -> None:
+        check = getattr(self.executor, "check_item", None)
+        if check is None:
+            return
+        first = await self._pull(1)
+        if first:
+            check(first[0])
+            self._first = first
+
+    async def _pull(self, n: int) -> list[Any]:
+        if self._first:
+            taken, self._first = self._first[:n], self._first[n:]
+            if len(taken) == n:
+                return taken
+            n -= len(taken)
+        else:
+            taken = []
+        if self._pull_lock is None:
+            it = self._iter
+            try:
+                for _ in range(n):
+                    taken.append(next(it))
+            except StopIteration:
+                self._exhaust()
+            return taken
+        async with self._pull_lock:
+            for _ in range(n):
+                if self._exhausted:
+                    break
+                try:
+                    taken.append(await self._iter.__anext__())
+                except StopAsyncIteration:
+                    self._exhaust()
+        return taken
+
+    def _exhaust(self) -> None:
+        self._exhausted = True
+        if self._progress is not None and self._total is None:
+            self._progress.total = self._taken
+        self._wake_workers()
+
+    # ----------------------------------------------------------- the workers
+    async def _next_job(self) -> _Job | None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._stopping or self._failure is not None:
+                return None
+            if self._retry_ready:
+                return self._retry_ready.popleft()
+            if not self._exhausted:
+                room = self._window - (self._taken - self._delivered)
+                if room > 0:
+                    n = min(self._batch if not self._limiter.active else 1, room)
+                    items = await self._pull(n)
+                    if items:
+                        first = self._taken
+                        self._taken += len(items)
+                        if self._exhausted and self._progress is not None:
+                            self._progress.total = self._taken
+                        return (first, items, 0)
+                    continue
+            elif self._retries_pending == 0:
+                return None
+            waiter = loop.create_future()
+            self._worker_waiters.append(waiter)
+            await waiter
+
+    def _wake_workers(self) -> None:
+        waiters, self._worker_waiters = self._worker_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _worker(self) -> None:
+        try:
+            executor = self.executor
+            limiter = self._limiter
+            cap = self._cap
+            timeout = self.config.timeout
+            while True:
+                job = await self._next_job()
+                if job is None:
+                    return
+                if self._throttled:
+                    await cap.wait_can_start()
+                else:
+                    cap.running += 1
+                try:
+                    if limiter.active:
+                        await limiter.acquire()
+                    outcomes = await executor.submit(job[1], timeout)
+                finally:
+                    cap.notify_finished()
+                self._file(job, outcomes)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            # Not a call's failure (those are outcomes): the executor or the
+            # input itself broke. Stop the run and raise it to the caller.
+            if self._failure is None:
+                self._failure = exc
+            self._wake_consumer()
+
+    def _file(self, job: _Job, outcomes: list[Outcome]) -> None:
+        first, items, attempts_before = job
+        attempts = attempts_before + 1
+        n = len(items)
+        if attempts_before == 0 and self._max_batch > 1:
+            self._tune_batch(outcomes)
+        if attempts == 1 and all(o[0] for o in outcomes):
+            results = [
+                Result(first + i, items[i], o[1], None, 1, o[2]) for i, o in enumerate(outcomes)
+            ]
+            self.done += n
+            if self._throttled:
+                for _ in range(n):
+                    self._limiter.notify_success()
+                    self._cap.notify_success()
+            self._emit(first, results)
+            return
+        for i, (ok, value, elapsed) in enumerate(outcomes):
+            index, item = first + i, items[i]
+            if ok:
+                result: Result[Any] = Result(index, item, value, None, attempts, elapsed)
+                if self._throttled:
+                    self._limiter.notify_success()
+                    self._cap.notify_success()
+            else:
+                delay, error = self.config.retry.decide(value, attempts)
+                if delay is not None and not self._stopping:
+                    if is_throttle(value):
+                        self._throttled = True
+                        self._limiter.throttle(delay)
+                        self._cap.throttle()
+                    self._schedule_retry((index, [item], attempts), delay)
+                    continue
+                result = Result(index, item, None, error, attempts, elapsed)
+                self.failed += 1
+                if self.config.errors == "raise" and self._failure is None:
+                    self._failure = error
+            self.done += 1
+            self._emit(index, [result])
+
+    def _tune_batch(self, outcomes: list[Outcome]) -> None:
+        spent = 0.0
+        for o in outcomes:
+            spent += o[2]
+        per_item = spent / len(outcomes)
+        old = self._per_item
+        self._per_item = per_item if old == 0.0 else 0.7 * old + 0.3 * per_item
+        want = int(self._batch_target / max(self._per_item, 1e-9))
+        fair = max(1, (self._window // 2) // self.config.concurrency)
+        want = max(1, min(want, self._max_batch, fair))
+        self._batch = min(want, self._batch * 2) if want > self._batch else want
+
+    def _schedule_retry(self, job: _Job, delay: float) -> None:
+        self._retries_pending += 1
+        self.retried += 1
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle
+
+        def due() -> None:
+            self._retry_timers.discard(timer)
+            self._retries_pending -= 1
+            self._retry_ready.append(job)
+            self._wake_workers()
+
+        timer = loop.call_later(delay, due)
+        self._retry_timers.add(timer)
+
+    # ------------------------------------------------------------ the output
+    def _emit(self, first: int, results: list[Result[Any]]) -> None:
+        if not self.config.ordered:
+            self._ready.extend(results)
+        elif first == self._next_out:
+            self._ready.extend(results)
+            nxt = first + len(results)
+            buffer = self._buffer
+            while nxt in buffer:
+                self._ready.append(buffer.pop(nxt))
+                nxt += 1
+            self._next_out = nxt
+        else:
+            for r in results:
+                self._buffer[r.index] = r
+        self._wake_consumer()
+
+    def _wake_consumer(self) -> None:
+        waiter = self._consumer_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

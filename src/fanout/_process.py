@@ -1,0 +1,293 @@
+"""Process mode: a pool of worker processes that survives its workers dying.
+
+Not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies it
+fails every pending future with ``BrokenProcessPool``, and it cannot kill the
+one worker whose call timed out. Here each worker process is owned by one
+thread that sends it a batch, waits for the answer (with the call's timeout),
+and on a death or a timeout replaces just that process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from fanout import _worker
+from fanout._calls import Outcome
+from fanout._errors import CallTimeout, ConfigError, NotPicklableError, WorkerCrashed
+from fanout._executors import Executor
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_KILL_GRACE = 1.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
+
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+def _mp_context() -> Any:
+    # forkserver: safe to use from a process that runs threads (our event loop
+    # thread), and the server forks workers quickly with fanout preloaded.
+    global _context
+    with _context_lock:
+        if _context is None:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if "forkserver" in methods:
+                ctx.set_forkserver_preload(["fanout._worker"])
+            _context = ctx
+        return _context
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    if code is not None:
+        return f"{name} in {os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+    return name
+
+
+def _describe_death(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exit code unknown"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}"
+    return f"exit code {exitcode}"
+
+
+class _Job:
+    __slots__ = ("future", "items", "timeout")
+
+    def __init__(
+        self, items: list[Any], timeout: float | None, future: asyncio.Future[list[Outcome]]
+    ) -> None:
+        self.items = items
+        self.timeout = timeout
+        self.future = future
+
+
+class _Slot:
+    """One thread owning one worker process at a time."""
+
+    def __init__(self, pool: ProcessExecutor) -> None:
+        self.pool = pool
+        self.proc: Any = None
+        self.conn: Connection | None = None
+
+    def start_process(self) -> None:
+        ctx = _mp_context()
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        proc = ctx.Process(
+            target=_worker.main, args=(child_conn, self.pool.fn_bytes), daemon=True
+        )
+        proc.start()
+        child_conn.close()
+        self.proc, self.conn = proc, parent_conn
+        self.pool.note_started()
+
+    def stop_process(self, kill: bool) -> int | None:
+        proc, conn = self.proc, self.conn
+        self.proc = self.conn = None
+        if proc is None:
+            return None
+        if kill and proc.is_alive():
+            proc.terminate()
+            proc.join(_KILL_GRACE)
+            if proc.is_alive():
+                proc.kill()
+        if conn is not None:
+            conn.close()
+        proc.join(_KILL_GRACE if not kill else None)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        code: int | None = proc.exitcode
+        proc.close()
+        return code
+
+    def serve(self) -> None:
+        jobs = self.pool.jobs
+        try:
+            while True:
+                job = jobs.get()
+                if job is None:
+                    return
+                try:
+                    result: list[Outcome] | BaseException = self.run(job.items, job.timeout)
+                except BaseException as exc:
+                    result = exc
+                self.pool.deliver(job, result)
+        finally:
+            self.stop_process(kill=self.pool.cancelling)
+
+    def run(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+        try:
+            payload = pickle.dumps(items, _PROTOCOL)
+        except Exception:
+            return self._run_picklable_only(items, timeout)
+        if self.proc is None:
+            self.start_process()
+        conn = self.conn
+        assert conn is not None
+        start = time.perf_counter()
+        try:
+            conn.send_bytes(payload)
+            if timeout is not None and not conn.poll(timeout):
+                self.stop_process(kill=True)
+                return [(False, CallTimeout(timeout, "; its worker process was killed"),
+                         time.perf_counter() - start)]
+            kind, body = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return self._died(items, timeout, time.perf_counter() - start)
+        if kind == "init_error":
+            self.stop_process(kill=True)
+            self.pool.init_error = body
+            raise ConfigError(
+                f"process mode could not load {self.pool.where} in a worker process ({body}): "
+                "define it in an importable module (scripts need an "
+                "`if __name__ == '__main__':` guard), or use mode='thread'"
+            )
+        outcomes: list[Outcome] = body
+        return outcomes
+
+    def _died(self, items: list[Any], timeout: float | None, elapsed: float) -> list[Outcome]:
+        if self.pool.cancelling:
+            raise asyncio.CancelledError
+        exitcode = self.stop_process(kill=True)
+        if len(items) == 1:
+            how = _describe_death(exitcode)
+            return [(False, WorkerCrashed(
+                f"the worker process running this item died ({how}); the pool replaced it",
+                exitcode,
+            ), elapsed)]
+        # A batch of tiny calls: run each alone so only the culprit fails.
+        out: list[Outcome] = []
+        for item in items:
+            out.extend(self.run([item], timeout))
+        return out
+
+    def _run_picklable_only(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+        out: list[Outcome] = []
+        for item in items:
+            try:
+                pickle.dumps(item, _PROTOCOL)
+            except Exception as exc:
+                out.append((False, NotPicklableError(
+                    f"process mode needs picklable items, but {type(item).__qualname__} "
+                    f"{_short(item)} is not ({exc}): pass plain data, or use mode='thread'"
+                ), 0.0))
+            else:
+                out.extend(self.run([item], timeout))
+        return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class ProcessExecutor(Executor):
+    """Each call runs in a worker process; tiny calls travel in batches."""
+
+    batch_target = 0.02
+    max_batch = 8192
+
+    def __init__(self, fn: Callable[..., Any], size: int) -> None:
+        self.where = _where(fn)
+        try:
+            self.fn_bytes = pickle.dumps(fn, _PROTOCOL)
+        except Exception as exc:
+            raise NotPicklableError(
+                f"process mode needs a picklable function, but {self.where} is not "
+                f"({type(exc).__name__}: {exc}): define it at module level, or use mode='thread'"
+            ) from None
+        self.size = size
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.cancelling = False
+        self.init_error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: list[_Slot] = []
+        self._threads: list[threading.Thread] = []
+        self._started = 0
+        self._lock = threading.Lock()
+
+    def check_item(self, item: Any) -> None:
+        """Raise NotPicklableError before anything runs if ``item`` can't go to a worker."""
+        try:
+            pickle.dumps(item, _PROTOCOL)
+        except Exception as exc:
+            raise NotPicklableError(
+                f"process mode needs picklable items, but the first item "
+                f"{_short(item)} is not ({type(exc).__name__}: {exc}): pass plain data, "
+                "or use mode='thread'"
+            ) from None
+
+    def note_started(self) -> None:
+        with self._lock:
+            self._started += 1
+
+    def stats(self) -> dict[str, int]:
+        return {"processes": self._started, "threads": len(self._threads)}
+
+    def deliver(self, job: _Job, result: list[Outcome] | BaseException) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(_settle, job.future, result)
+        except RuntimeError:  # the loop is gone: nobody waits for this result
+            pass
+
+    async def submit(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        if len(self._slots) < self.size:
+            slot = _Slot(self)
+            thread = threading.Thread(target=slot.serve, name="fanout-process-slot", daemon=True)
+            self._slots.append(slot)
+            self._threads.append(thread)
+            thread.start()
+        job = _Job(items, timeout, loop.create_future())
+        self.jobs.put(job)
+        return await job.future
+
+    async def aclose(self, cancel: bool = False) -> None:
+        self.cancelling = cancel
+        for _ in self._slots:
+            self.jobs.put(None)
+        if cancel:
+            # Unblock slot threads waiting on their worker: kill the workers now.
+            for slot in self._slots:
+                proc = slot.proc
+                if proc is not None and proc.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(_join_all, list(self._threads))
+
+
+def _join_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
+
+
+def _settle(fut: asyncio.Future[list[Outcome]], result: list[Outcome] | BaseException) -> None:
+    if fut.done():
+        return
+    if isinstance(result, BaseException):
+        fut.set_exception(result)
+    else:
+        fut.set_result(result)

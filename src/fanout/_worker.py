@@ -1,0 +1,90 @@
+"""The code a process-mode worker runs (kept small: it is preloaded by the fork server)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from fanout._calls import Outcome, SyncRunner
+from fanout._errors import RemoteError
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def main(conn: Connection, fn_bytes: bytes) -> None:
+    """Serve batches from the parent until it closes the connection."""
+    # The parent owns Ctrl-C: it cancels and replaces workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(conn)
+    try:
+        fn = pickle.loads(fn_bytes)
+    except Exception as exc:
+        conn.send_bytes(pickle.dumps(("init_error", f"{type(exc).__name__}: {exc}")))
+        return
+    runner = SyncRunner(fn)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        items = pickle.loads(data)
+        outcomes = runner.run_batch(items)
+        conn.send_bytes(_dump(outcomes))
+
+
+def _watch_parent(conn: Connection) -> None:
+    """Exit as soon as the parent goes away, even in the middle of a long call."""
+    poll_flag = getattr(select, "POLLRDHUP", 0) | select.POLLHUP
+    fd = conn.fileno()
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, poll_flag)
+        while True:
+            for _, event in poller.poll():
+                if event & poll_flag:
+                    os._exit(1)
+
+    threading.Thread(target=watch, name="fanout-parent-watch", daemon=True).start()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives a pickle round trip, else a RemoteError."""
+    try:
+        pickle.loads(pickle.dumps(exc, _PROTOCOL))
+    except Exception:
+        tb = "".join(traceback.format_exception(exc))
+        return RemoteError(type(exc).__qualname__, str(exc), tb)
+    return exc
+
+
+def _dump(outcomes: list[Outcome]) -> bytes:
+    fixed: list[Outcome] = []
+    for ok, value, elapsed in outcomes:
+        if not ok:
+            value = _portable(value)
+        fixed.append((ok, value, elapsed))
+    try:
+        return pickle.dumps(("ok", fixed), _PROTOCOL)
+    except Exception:
+        pass
+    safe: list[Any] = []
+    for ok, value, elapsed in fixed:
+        try:
+            pickle.dumps(value, _PROTOCOL)
+        except Exception as exc:
+            what = "return value" if ok else "exception"
+            value = RemoteError(
+                "PicklingError",
+                f"the {what} of type {type(value).__qualname__} cannot be sent back from the "
+                f"worker process ({exc}); return plain data, or use mode='thread'",
+            )
+            ok = False
+        safe.append((ok, value, elapsed))
+    return pickle.dumps(("ok", safe), _PROTOCOL)

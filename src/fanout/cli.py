@@ -1,0 +1,64 @@
+"""The ``fanout`` command.
+
+Subcommands live in their own modules and are imported only when invoked, so
+``fanout --help`` and small commands start fast (rich, aiohttp and matplotlib
+are not imported until a command needs them).
+
+Exit codes: 0 all succeeded; 1 finished, some items failed; 2 usage or input
+error (nothing run); 74 output not writable; 130 interrupted (143 on SIGTERM).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# name -> "module:attribute" of a click.Command
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("fanout._cli_run:run_command", "Call MODULE:FUNCTION on every JSON line of a file."),
+    "http": ("fanout.http._cli:http_command", "Send a JSONL batch of HTTP requests."),
+    "mock-server": ("fanout.mock._cli:mock_server_command", "Run the embedded mock API server."),
+    "bench": ("fanout.bench._cli:bench_command", "Measure the concurrency models side by side."),
+    "demo": ("fanout._demo:demo_command", "Offline demo: one batch done three ways, timed."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target[0].split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in _COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fanout")
+def cli() -> None:
+    """Run a batch of calls fast and safely."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``fanout`` console script."""
+    try:
+        return cli.main(args=argv, prog_name="fanout")
+    except BrokenPipeError:
+        # `fanout ... | head`: the reader went away; leave quietly like click does.
+        sys.stderr.close()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
