@@ -129,6 +129,7 @@ class _Stats:
 
     def snapshot(self, window: float, config: MockConfig) -> dict[str, Any]:
         limit = config.rate_limit
+        in_1s = max_in_window(self.starts, 1.0)
         return {
             "started_at": self.started_at,
             "uptime": time.monotonic() - self.started,
@@ -142,9 +143,9 @@ class _Stats:
             "errors_injected": self.errors_injected,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
-            "max_in_1s": max_in_window(self.starts, 1.0),
+            "max_in_1s": in_1s,
             "window": window,
-            "max_in_window": max_in_window(self.starts, window),
+            "max_in_window": in_1s if window == 1.0 else max_in_window(self.starts, window),
             "config": {
                 "latency": config.latency,
                 "jitter": config.jitter,
