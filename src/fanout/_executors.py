@@ -83,15 +83,16 @@ async def _run_async_batch(
     out: list[Outcome] = []
     for item in items:
         start = clock()
+        deadline = asyncio.timeout(timeout) if timeout is not None else None
         try:
-            if timeout is None:
+            if deadline is None:
                 value = await fn(item)
             else:
-                async with asyncio.timeout(timeout):
+                async with deadline:
                     value = await fn(item)
         except TimeoutError as exc:
-            if timeout is not None and clock() - start >= timeout * 0.999:
-                out.append((False, CallTimeout(timeout), clock() - start))
+            if deadline is not None and deadline.expired():
+                out.append((False, CallTimeout(timeout or 0.0), clock() - start))
             else:
                 out.append((False, exc, clock() - start))
         except Exception as exc:

@@ -1,0 +1,166 @@
+"""Process mode: crashes, timeouts and pickling, with real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import core_jobs as jobs
+import pytest
+
+import fanout
+from fanout._orchestrator import Run, RunConfig
+
+HERE = Path(__file__).parent
+
+
+def test_a_dying_worker_fails_only_its_own_item() -> None:
+    results = fanout.map(jobs.crash_some, range(12), mode="process", concurrency=2)
+    failed = {r.index: r.error for r in results if not r.ok}
+    assert set(failed) == {3, 5, 8}
+    assert all(isinstance(e, fanout.WorkerCrashed) for e in failed.values())
+    assert "exit code 7" in str(failed[3])
+    assert "SIGSEGV" in str(failed[5])
+    assert "SIGKILL" in str(failed[8])
+    assert [r.value for r in results if r.ok] == [i for i in range(12) if i not in failed]
+
+
+def test_a_crash_inside_a_batch_of_tiny_calls_fails_only_the_culprit() -> None:
+    items = list(range(20_000))
+    results = fanout.map(jobs.crash_some, items, mode="process", concurrency=2)
+    assert len(results) == 20_000
+    assert {r.index for r in results if not r.ok} == {3, 5, 8}
+
+
+def test_timeout_kills_the_worker_and_the_batch_goes_on() -> None:
+    items = [1, -1, 2, 3, -1, 4]
+    results = fanout.map(jobs.sleep_if_marked, items, mode="process", concurrency=2, timeout=0.5)
+    assert [r.ok for r in results] == [x >= 0 for x in items]
+    assert all(isinstance(r.error, fanout.CallTimeout) for r in results if not r.ok)
+    assert "killed" in str(results[1].error)
+
+
+def test_a_worker_ignoring_sigterm_gets_sigkill() -> None:
+    results = fanout.map(jobs.ignore_sigterm_then_hang, [-1, 1, 2], mode="process",
+                         concurrency=1, timeout=0.3)
+    assert not results[0].ok and isinstance(results[0].error, fanout.CallTimeout)
+    assert results[1].ok and results[2].ok
+    # the hung worker was replaced, and the replacement is not the hung process
+    assert results[1].value == results[2].value
+
+
+def test_lambda_and_nested_functions_are_refused_before_starting() -> None:
+    with pytest.raises(fanout.NotPicklableError, match="define it at module level"):
+        fanout.map(lambda x: x, [1], mode="process")
+
+    def nested(x: int) -> int:
+        return x
+
+    with pytest.raises(fanout.NotPicklableError, match="nested"):
+        fanout.map(nested, [1], mode="process")
+
+
+def test_an_unpicklable_first_item_is_refused_and_later_ones_fail_alone() -> None:
+    with pytest.raises(fanout.NotPicklableError, match="picklable items"):
+        fanout.map(jobs.double, [jobs.Unpicklable()], mode="process")
+    results = fanout.map(jobs.pid_of, [1, jobs.Unpicklable(), 3], mode="process")
+    assert [r.ok for r in results] == [True, False, True]
+    assert "mode='thread'" in str(results[1].error)
+
+
+def test_unpicklable_return_values_become_clear_errors() -> None:
+    (result,) = fanout.map(jobs.return_lock, [1], mode="process")
+    assert isinstance(result.error, fanout.RemoteError)
+    assert "cannot be sent back" in str(result.error)
+
+
+def test_async_functions_are_run_to_completion_in_workers() -> None:
+    results = fanout.map(jobs.adouble, [1, 2], mode="process")
+    assert [r.value for r in results] == [2, 4]
+
+
+def test_tiny_tasks_are_sent_in_batches() -> None:
+    async def main() -> tuple[int, int]:
+        run = Run(jobs.double, range(50_000), RunConfig(mode="process", concurrency=2))
+        count = 0
+        async for batch in run.results():
+            count += len(batch)
+        return count, run._batch
+
+    count, batch = asyncio.run(main())
+    assert count == 50_000
+    assert batch > 100
+
+
+def _spawn(code: str, **kw: object) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (already dead, not yet reaped by its parent) counts as gone
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_worker_processes_never_outlive_a_killed_parent(tmp_path: Path) -> None:
+    proc = _spawn(f"""
+        import fanout, core_jobs
+        fanout.map(core_jobs.record_pid_and_sleep, [{str(tmp_path)!r}] * 2,
+                   mode="process", concurrency=2)
+    """)
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_an_abandoned_thread_never_delays_exit() -> None:
+    proc = _spawn("""
+        import time, fanout
+        rs = fanout.map(time.sleep, [600, 0], mode="thread", timeout=0.2)
+        print([r.ok for r in rs])
+    """)
+    out, err = proc.communicate(timeout=60)  # the abandoned call sleeps 600 s
+    assert proc.returncode == 0, err
+    assert out.strip() == "[False, True]"
+
+
+def test_ctrl_c_in_the_library_keeps_finished_results() -> None:
+    proc = _spawn("""
+        import sys, time, fanout
+        def work(x):
+            if x >= 5:
+                time.sleep(600)
+            return x
+        try:
+            fanout.map(work, range(20), mode="thread", concurrency=8)
+        except fanout.Interrupted as exc:
+            print(sorted(r.index for r in exc.results), flush=True)
+            sys.exit(3)
+    """)
+    time.sleep(1.0)  # let the five quick items finish; the rest block for 600 s
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    assert out.strip() == "[0, 1, 2, 3, 4]"
