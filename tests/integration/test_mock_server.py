@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -561,6 +562,7 @@ def test_parsing_durations_and_rate_limits() -> None:
 
 
 def server_process(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """``fanout mock-server --port 0 ARGS`` (a later --port wins) and its first stdout line."""
     process = subprocess.Popen(
         [sys.executable, "-m", "fanout", "mock-server", "--port", "0", *args],
         stdout=subprocess.PIPE,
@@ -612,3 +614,26 @@ def test_cli_rejects_bad_options_with_exit_2(args: list[str], message: str) -> N
     result = CliRunner().invoke(mock_server_command, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_cli_on_a_given_port_prints_that_url_and_a_taken_port_is_a_one_line_error(
+    make_mock_server: MakeServer,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process, first_line = server_process("--port", str(port))
+    try:
+        assert first_line == f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert process.returncode == 0
+
+    taken = make_mock_server()
+    busy, first_line = server_process("--port", str(taken.port))
+    _, stderr = busy.communicate(timeout=10)
+    assert busy.returncode == 1
+    assert first_line == ""
+    assert stderr.startswith(f"Error: cannot listen on 127.0.0.1:{taken.port}: ")
+    assert stderr.count("\n") == 1
