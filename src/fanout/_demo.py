@@ -9,6 +9,7 @@ benchmarks (``benchmarks/http.py``) run the server in its own process instead.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import random
 import threading
 import time
@@ -199,6 +200,12 @@ def demo_command(
     from rich.table import Table
 
     from fanout.mock import MockServer
+
+    if importlib.util.find_spec("requests") is None:
+        raise click.ClickException(
+            "fanout demo compares fanout with the requests library, which is not installed; "
+            "install it with: pip install requests"
+        )
 
     console = Console(highlight=False)
     questions = _questions(count, seed)
