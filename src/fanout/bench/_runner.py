@@ -1,0 +1,158 @@
+"""Runs every planned cell of every workload, each in a fresh process, and summarises."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fanout.bench._measure import cpu_count, machine_info
+from fanout.bench._model import BenchReport, Cell, WorkloadReport
+from fanout.bench._recommend import recommend
+from fanout.bench._workloads import Planned, Workload
+
+#: a cell that runs longer than this is stopped and reported as failed
+CELL_TIMEOUT_S = 600.0
+
+Progress = Callable[[str, Planned, int, int], None]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    modes: list[str]
+    levels: list[int] | None
+    repeats: int
+    quick: bool
+    warmup: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "modes": self.modes,
+            "concurrency": self.levels,
+            "repeats": self.repeats,
+            "quick": self.quick,
+            "warmup": self.warmup,
+            "statistic": "median of the repeats, with min and max",
+        }
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # the user's MODULE:FUNCTION is importable from where fanout was started
+    paths = [os.getcwd(), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def run_cell(
+    workload: Workload,
+    params: dict[str, Any],
+    planned: Planned,
+    config: BenchConfig,
+    timeout: float = CELL_TIMEOUT_S,
+) -> Cell:
+    """Run one cell in a new Python process and read back its measurements."""
+    cell = Cell(planned.mode, planned.concurrency, planned.items)
+    cell.note = workload.note(planned.mode, params)
+    spec = {
+        "workload": workload.name,
+        "params": params,
+        "mode": planned.mode,
+        "concurrency": planned.concurrency,
+        "items": planned.items,
+        "repeats": config.repeats,
+        "warmup": config.warmup,
+    }
+    with tempfile.TemporaryDirectory(prefix="fanout-cell-") as folder:
+        result_path = os.path.join(folder, "result.json")
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "fanout.bench._cell", result_path],
+                input=json.dumps(spec),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=_child_env(),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            cell.error = f"stopped after {timeout:g} s"
+            return cell
+        try:
+            with open(result_path, encoding="utf-8") as f:
+                data: dict[str, Any] = json.load(f)
+        except (OSError, ValueError):
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            last = lines[-1].strip() if lines else "no output"
+            cell.error = f"the cell's process exited with code {proc.returncode}: {last}"
+            return cell
+    cell.wall_s = data["wall_s"]
+    cell.cpu_s = data["cpu_s"]
+    cell.startup_s = data["startup_s"]
+    cell.peak_rss_bytes = data["peak_rss_bytes"]
+    cell.baseline_rss_bytes = data["baseline_rss_bytes"]
+    cell.threads = data["threads"]
+    cell.processes = data["processes"]
+    cell.failed_items = data["failed_items"]
+    cell.error = data["error"]
+    if data["first_failure"]:
+        failed = f"{cell.failed_items} of {cell.items} items failed: {data['first_failure']}"
+        cell.note = f"{cell.note}; {failed}" if cell.note else failed
+    return cell
+
+
+def per_item_seconds(cells: list[Cell]) -> float | None:
+    """Time one call takes alone: from the sequential cell, else any cell at concurrency 1."""
+    alone = [c for c in cells if c.ok and c.concurrency == 1]
+    sequential = [c for c in alone if c.mode == "sequential"]
+    pool = sequential or alone
+    if not pool:
+        return None
+    return min(c.wall.median / c.items for c in pool)
+
+
+def run_workload(
+    workload: Workload,
+    config: BenchConfig,
+    cores: int,
+    progress: Progress | None = None,
+) -> WorkloadReport:
+    """Plan, run and summarise one workload, with its recommendation."""
+    report = WorkloadReport(workload.name, workload.description, workload.theoretical_min)
+    planned, report.skipped = workload.plan(config.modes, config.levels, cores, config.quick)
+    try:
+        with workload.setup(config.quick) as params:
+            report.notes = sorted(
+                {note for mode in config.modes if (note := workload.note(mode, params))}
+            )
+            for index, plan in enumerate(planned):
+                if progress is not None:
+                    progress(workload.name, plan, index, len(planned))
+                report.cells.append(run_cell(workload, params, plan, config))
+    except Exception as exc:  # the mock server or the temp files could not be set up
+        report.error = f"{type(exc).__name__}: {exc}"
+        return report
+    t1 = per_item_seconds(report.cells)
+    for cell in report.cells:
+        cell.theoretical_min_s = workload.theoretical_min_s(cell.items, cell.concurrency, cores, t1)
+    report.recommendation = recommend(report.cells, cores=cores, gil=machine_info()["gil"])
+    return report
+
+
+def run_bench(
+    workloads: list[Workload], config: BenchConfig, progress: Progress | None = None
+) -> BenchReport:
+    """Every workload in turn; the report carries the machine header and total time."""
+    start = time.perf_counter()
+    machine = machine_info()
+    report = BenchReport(machine, config.to_json())
+    for workload in workloads:
+        report.workloads.append(run_workload(workload, config, cpu_count(), progress))
+    report.total_s = time.perf_counter() - start
+    return report
