@@ -1,0 +1,434 @@
+"""``fanout http INPUT.jsonl -o OUTPUT.jsonl``: send a batch of requests, safely.
+
+The run is the core's: ``fanout.aimap`` drives one ``HttpClient`` call per
+request with the concurrency, rate, retries, timeout, ordering and progress
+asked for. This module validates the input first (nothing is sent before every
+line is known good), writes each record as soon as order allows, and turns
+signals and a failing output file into a clean stop with a summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, cast
+
+import click
+
+import fanout
+from fanout._cli_util import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_TERMINATED,
+    die,
+)
+from fanout._journal import CorruptJournal, Journal, JournalError, open_journal
+from fanout._result import Result
+from fanout.http._client import HttpClient, is_retryable
+from fanout.http._record import RecordMaker
+from fanout.http._spec import (
+    Checked,
+    Context,
+    InputError,
+    InvalidLine,
+    RequestSpec,
+    SpecError,
+    iter_specs,
+    make_context,
+    validate,
+)
+from fanout.http._summary import Summary
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_retry_on(text: str) -> frozenset[int]:
+    """``"429,500-504"`` or ``"429,5xx"`` -> the statuses; ``"none"`` -> no status."""
+    if text.strip().lower() in ("", "none"):
+        return frozenset()
+    codes: set[int] = set()
+    for part in text.split(","):
+        token = part.strip().lower()
+        try:
+            if re.fullmatch(r"[1-5]xx", token):
+                base = int(token[0]) * 100
+                codes.update(range(base, base + 100))
+            elif "-" in token:
+                low, high = (int(x) for x in token.split("-", 1))
+                if not 100 <= low <= high <= 599:
+                    raise ValueError
+                codes.update(range(low, high + 1))
+            else:
+                code = int(token)
+                if not 100 <= code <= 599:
+                    raise ValueError
+                codes.add(code)
+        except ValueError:
+            raise click.BadParameter(
+                f"expected status codes like 429,500-504 or 5xx (got {part.strip()!r})",
+                param_hint="'--retry-on'",
+            ) from None
+    return frozenset(codes)
+
+
+def parse_size(text: str | None) -> int | None:
+    """``"65536"``, ``"64k"``, ``"1MB"`` -> bytes."""
+    if text is None:
+        return None
+    match = _SIZE.match(text)
+    if match is None:
+        raise click.BadParameter(
+            f"expected a size in bytes like 65536, 64k or 1M (got {text!r})",
+            param_hint="'--max-body'",
+        )
+    unit = (match.group(2) or "").lower()[:1]
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+@dataclass
+class _Stop:
+    signum: int | None = None
+    error: JournalError | None = None
+
+
+class _Writer:
+    """Collects finished lines and writes them in one go once per loop turn, so a
+    record reaches the file as soon as order allows without a syscall per record."""
+
+    def __init__(self, journal: Journal, loop: asyncio.AbstractEventLoop,
+                 on_error: Any) -> None:
+        self._journal = journal
+        self._loop = loop
+        self._on_error = on_error
+        self._pending: list[bytes] = []
+        self._scheduled = False
+        self.failed = False
+
+    def add(self, line: bytes) -> None:
+        self._pending.append(line)
+        if not self._scheduled and not self.failed:
+            self._scheduled = True
+            self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._scheduled = False
+        try:
+            self.flush()
+        except JournalError as exc:
+            self._on_error(exc)
+
+    def flush(self) -> None:
+        if not self._pending or self.failed:
+            return
+        data = b"".join(self._pending)
+        self._pending = []
+        try:
+            self._journal.write(data)
+        except JournalError:
+            self.failed = True
+            raise
+
+
+class _Items:
+    """The requests to send, re-read from the (validated) input; knows its length
+    so the progress bar has a total."""
+
+    def __init__(self, path: str, ctx: Context, checked: Checked, done: set[Any],
+                 total: int) -> None:
+        self._path = path
+        self._ctx = ctx
+        self._checked = checked
+        self._done = done
+        self._total = total
+
+    def __len__(self) -> int:
+        return self._total
+
+    def __iter__(self) -> Iterator[RequestSpec | InvalidLine]:
+        with open(self._path, "rb") as handle:
+            yield from iter_specs(handle, self._ctx, self._checked, self._done)
+
+
+@dataclass
+class _Options:
+    concurrency: int
+    rate: str | None
+    timeout: float | None
+    retries: int
+    max_retry_after: float
+    unordered: bool
+    progress: bool | None
+
+
+async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Options,
+                maker: RecordMaker, summary: Summary, stop: _Stop) -> None:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def on_signal(signum: int) -> None:
+        if stop.signum is not None:
+            # a second signal while winding down: leave at once
+            os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED)
+        stop.signum = signum
+        main.cancel()
+
+    def on_write_error(exc: JournalError) -> None:
+        if stop.error is None:
+            stop.error = exc
+            main.cancel()
+
+    writer = _Writer(journal, loop, on_write_error)
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+    results = cast("AsyncGenerator[Result[Any], None]", fanout.aimap(
+        client, items, mode="async", concurrency=opts.concurrency,
+        ordered=not opts.unordered, timeout=opts.timeout, retries=opts.retries,
+        retry_on=is_retryable, rate=opts.rate, progress=opts.progress,
+        max_retry_after=opts.max_retry_after,
+    ))
+    try:
+        async with contextlib.aclosing(results):
+            async for result in results:
+                line, rec = maker.line(result)
+                writer.add(line)
+                summary.add(rec)
+        writer.flush()
+    except asyncio.CancelledError:
+        if stop.signum is None and stop.error is None:
+            raise
+        main.uncancel()
+        with contextlib.suppress(JournalError):
+            writer.flush()
+    except JournalError as exc:
+        stop.error = exc
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await client.aclose()
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def _spool_stdin() -> str:
+    """Standard input can't be read twice: copy it to a temporary file."""
+    spool = tempfile.NamedTemporaryFile("wb", prefix="fanout-stdin-", suffix=".jsonl",  # noqa: SIM115
+                                        delete=False)
+    with spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+    return spool.name
+
+
+def _open_input(path: str, label: str) -> IO[bytes]:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        die(f"{label}: no such input file")
+    except IsADirectoryError:
+        die(f"{label}: is a directory, expected a JSONL file")
+    except OSError as exc:
+        die(f"{label}: cannot read input ({exc.strerror})")
+
+
+@click.command("http")
+@click.argument("input_path", metavar="INPUT.jsonl")
+@click.option("-o", "--output", default="-", show_default=True, metavar="OUTPUT.jsonl",
+              help="Where to write one JSON record per request ('-': standard output).")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=100,
+              show_default=True, help="Requests in flight at once (also the pool size).")
+@click.option("--rate", default=None, metavar="N/PERIOD",
+              help="At most this many request starts per period, retries included, "
+                   "e.g. 20/s or 600/min.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True,
+              help="Seconds per attempt, in total: connect, send, headers and body.")
+@click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Extra attempts after connection errors, timeouts and --retry-on statuses "
+                   "(exponential backoff with full jitter).")
+@click.option("--retry-on", default="429,500,502,503,504", show_default=True,
+              metavar="STATUSES", help="Statuses worth a retry: 429,500-504 or 5xx, or none.")
+@click.option("--max-retry-after", type=click.FloatRange(min=0), default=120.0,
+              show_default=True,
+              help="Longest Retry-After (s) honoured; beyond it the request fails at once.")
+@click.option("-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+              help="A header for every request; ${VAR} is read from the environment.")
+@click.option("--unordered", is_flag=True,
+              help="Write records as requests finish instead of in input order.")
+@click.option("--include-headers", is_flag=True,
+              help="Keep the response headers in each record (secrets redacted).")
+@click.option("--max-body", default=None, metavar="BYTES",
+              help="Keep at most this much of each body (e.g. 65536, 64k, 1M).")
+@click.option("--resume", is_flag=True,
+              help="Skip requests whose id is already in OUTPUT (repairs a torn last line).")
+@click.option("--retry-failed", is_flag=True,
+              help="With --resume: redo the requests whose record failed.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Record invalid input lines as failed and send the rest.")
+@click.option("--summary-json", default=None, metavar="FILE",
+              help="Also write the summary as JSON to FILE.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
+def http_command(
+    input_path: str,
+    output: str,
+    concurrency: int,
+    rate: str | None,
+    timeout: float,
+    retries: int,
+    retry_on: str,
+    max_retry_after: float,
+    headers: tuple[str, ...],
+    unordered: bool,
+    include_headers: bool,
+    max_body: str | None,
+    resume: bool,
+    retry_failed: bool,
+    skip_invalid: bool,
+    summary_json: str | None,
+    progress: bool | None,
+    insecure: bool,
+) -> None:
+    """Send one HTTP request per line of INPUT.jsonl ('-' for standard input); write one
+    JSON record per request to OUTPUT.jsonl.
+
+    \b
+    A line is a JSON object
+      {"id": "q1", "method": "POST", "url": "https://...", "headers": {...},
+       "params": {...}, "json": {...}}      ("data" for a raw body)
+    or a JSON string or a plain URL (a GET). "id" defaults to the line number.
+    Header values may use ${VAR} from the environment; they are never written out.
+
+    \b
+    Exit codes: 0 all succeeded; 1 some failed (all recorded); 2 bad usage or input
+    (nothing sent); 74 output not writable; 130/143 interrupted (rerun with --resume).
+    """
+    statuses = parse_retry_on(retry_on)
+    body_cap = parse_size(max_body)
+    if retry_failed and not resume:
+        die("--retry-failed needs --resume")
+    if resume and output == "-":
+        die("--resume needs an output file (-o OUTPUT.jsonl)")
+    if rate is not None:
+        try:
+            from fanout._limits import parse_rate
+
+            parse_rate(rate, name="--rate")
+        except fanout.ConfigError as exc:
+            die(str(exc))
+    label = "<stdin>" if input_path == "-" else input_path
+    try:
+        ctx = make_context(label, list(headers), os.environ)
+    except SpecError as exc:
+        die(str(exc))
+    if output != "-":
+        parent = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(parent):
+            die(f"{output}: output directory {parent} does not exist")
+        if os.path.isdir(output):
+            die(f"{output}: is a directory, expected a file")
+    if summary_json is not None and not os.path.isdir(
+        os.path.dirname(os.path.abspath(summary_json))
+    ):
+        die(f"{summary_json}: directory of --summary-json does not exist")
+
+    spooled = _spool_stdin() if input_path == "-" else None
+    source = spooled or input_path
+    try:
+        _run(source, label, ctx, output, statuses, body_cap, concurrency, rate, timeout,
+             retries, max_retry_after, unordered, include_headers, resume, retry_failed,
+             skip_invalid, summary_json, progress, insecure)
+    finally:
+        if spooled is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(spooled)
+
+
+def _run(source: str, label: str, ctx: Context, output: str, statuses: frozenset[int],
+         body_cap: int | None, concurrency: int, rate: str | None, timeout: float,
+         retries: int, max_retry_after: float, unordered: bool, include_headers: bool,
+         resume: bool, retry_failed: bool, skip_invalid: bool, summary_json: str | None,
+         progress: bool | None, insecure: bool) -> None:
+    with _open_input(source, label) as handle:
+        try:
+            checked = validate(handle, ctx, skip_invalid=skip_invalid)
+        except InputError as exc:
+            die(str(exc))
+    try:
+        journal, found = open_journal(output, resume=resume, drop_failed=retry_failed)
+    except CorruptJournal as exc:
+        die(str(exc))
+    except JournalError as exc:
+        die(f"cannot write output {exc}", EXIT_OUTPUT)
+
+    todo = max(0, checked.count - len(found.done))
+    items = _Items(source, ctx, checked, found.done, todo)
+    summary = Summary(requests=checked.count, skipped=checked.count - todo,
+                      kept_failed=len(found.failed))
+    client = HttpClient(concurrency=concurrency, timeout=timeout, retry_statuses=statuses,
+                        max_body=body_cap, include_headers=include_headers,
+                        verify_tls=not insecure)
+    opts = _Options(concurrency, rate, timeout, retries, max_retry_after, unordered, progress)
+    stop = _Stop()
+    started = time.perf_counter()
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_send(items, client, journal, opts, RecordMaker(
+                include_headers=include_headers), summary, stop))
+    except fanout.ConfigError as exc:
+        die(str(exc))
+    finally:
+        journal.close()
+    wall = time.perf_counter() - started
+
+    if stop.error is not None:
+        code = EXIT_OUTPUT
+    elif stop.signum is not None:
+        code = EXIT_TERMINATED if stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
+    elif summary.failed or found.failed:
+        code = EXIT_FAILURES
+    else:
+        code = EXIT_OK
+    interrupted = signal.Signals(stop.signum).name if stop.signum is not None else None
+    if summary_json is not None:
+        document = summary.as_dict(wall, exit_code=code, interrupted=interrupted)
+        try:
+            with open(summary_json, "w", encoding="utf-8") as fh:
+                json.dump(document, fh, indent=2)
+                fh.write("\n")
+        except OSError as exc:
+            die(f"{summary_json}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
+    if stop.error is not None:
+        die(f"cannot write output {stop.error}; stopped sending. Free space, then rerun "
+            "with --resume", EXIT_OUTPUT)
+    click.echo(summary.render(wall, interrupted=interrupted), err=True)
+    if found.failed:
+        click.echo(f"  {len(found.failed)} failed records kept from before "
+                   "(--resume --retry-failed redoes them)", err=True)
+    if interrupted:
+        click.echo("finished records are in the output; rerun with --resume to do the rest",
+                   err=True)
+    sys.exit(code)
+

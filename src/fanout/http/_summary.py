@@ -1,0 +1,133 @@
+"""The end-of-run summary: counts by status, retries, failures, throughput, latency.
+
+Latencies go into a log-scale histogram (1% wide buckets), so the summary of
+ten million requests takes a few kilobytes, and percentiles are within 1%.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+_BASE_MS = 0.001
+_LOG_STEP = math.log(1.01)
+
+
+class LatencyHistogram:
+    """Percentiles of millisecond latencies within 1%, in bounded memory."""
+
+    def __init__(self) -> None:
+        self._buckets: Counter[int] = Counter()
+        self.count = 0
+        self.max = 0.0
+
+    def add(self, ms: float) -> None:
+        self.count += 1
+        if ms > self.max:
+            self.max = ms
+        self._buckets[int(math.log(max(ms, _BASE_MS) / _BASE_MS) / _LOG_STEP)] += 1
+
+    def percentile(self, q: float) -> float | None:
+        """The latency under which a fraction ``q`` of the requests finished."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for bucket in sorted(self._buckets):
+            seen += self._buckets[bucket]
+            if seen >= rank:
+                # the middle of the bucket, never above the largest seen
+                value = _BASE_MS * math.exp((bucket + 0.5) * _LOG_STEP)
+                return min(value, self.max)
+        return self.max  # pragma: no cover - rank <= count
+
+
+class Summary:
+    """Counts of one run of ``fanout http``."""
+
+    def __init__(self, *, requests: int = 0, skipped: int = 0, kept_failed: int = 0) -> None:
+        self.requests = requests
+        self.skipped = skipped
+        self.kept_failed = kept_failed
+        self.done = 0
+        self.ok = 0
+        self.failed = 0
+        self.invalid = 0
+        self.retries = 0
+        self.by_status: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.latency = LatencyHistogram()
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """Count one written record."""
+        self.done += 1
+        status = rec["status"]
+        if status is not None:
+            self.by_status[str(status)] += 1
+        attempts = rec["attempts"]
+        if attempts > 1:
+            self.retries += attempts - 1
+        if rec["ok"]:
+            self.ok += 1
+        else:
+            self.failed += 1
+            error_type = rec["error"]["type"]
+            self.errors[error_type] += 1
+            if error_type == "InvalidInput":
+                self.invalid += 1
+                return
+        self.latency.add(rec["elapsed_ms"])
+
+    def as_dict(self, wall: float, *, exit_code: int, interrupted: str | None) -> dict[str, Any]:
+        """The ``--summary-json`` document."""
+        lat = self.latency
+        return {
+            "requests": self.requests,
+            "done": self.done,
+            "skipped": self.skipped,
+            "ok": self.ok,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "retries": self.retries,
+            "by_status": dict(sorted(self.by_status.items())),
+            "errors": dict(self.errors.most_common()),
+            "throughput_per_s": round(self.done / wall, 3) if wall > 0 else None,
+            "latency_ms": {
+                "p50": _round(lat.percentile(0.50)),
+                "p90": _round(lat.percentile(0.90)),
+                "p99": _round(lat.percentile(0.99)),
+                "max": _round(lat.max if lat.count else None),
+            },
+            "wall_time_s": round(wall, 3),
+            "interrupted": interrupted,
+            "exit_code": exit_code,
+        }
+
+    def render(self, wall: float, *, interrupted: str | None = None) -> str:
+        """A few lines for stderr."""
+        rate = self.done / wall if wall > 0 else 0.0
+        head = "interrupted" if interrupted else "done"
+        lines = [
+            f"{head}: {self.done} requests in {wall:.2f}s ({rate:,.1f}/s): "
+            f"{self.ok} ok, {self.failed} failed, {self.retries} retries"
+            + (f", {self.skipped} already in the output" if self.skipped else "")
+        ]
+        if self.by_status:
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items()))
+            lines.append(f"  status  {statuses}")
+        if self.errors:
+            errors = ", ".join(f"{k}: {v}" for k, v in self.errors.most_common())
+            lines.append(f"  errors  {errors}")
+        lat = self.latency
+        if lat.count:
+            p50, p90, p99 = (lat.percentile(q) for q in (0.5, 0.9, 0.99))
+            lines.append(
+                f"  latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, "
+                f"max {lat.max:.1f} ms"
+            )
+        return "\n".join(lines)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
