@@ -89,7 +89,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return factory
 
 
-class _SyncStream(Iterator[Result[Any]]):
+class _SyncStream:
     """Results of a run driven on a private loop thread, handed over in batches."""
 
     _HIGH_WATER = 65536
@@ -99,8 +99,6 @@ class _SyncStream(Iterator[Result[Any]]):
         self._items = items
         self._config = config
         self._channel: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._local: list[Result[Any]] = []
-        self._pos = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -165,34 +163,27 @@ class _SyncStream(Iterator[Result[Any]]):
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(resume.set)
 
-    def __iter__(self) -> _SyncStream:
-        return self
-
-    def __next__(self) -> Result[Any]:
-        if self._pos < len(self._local):
-            r = self._local[self._pos]
-            self._pos += 1
-            return r
-        if self._ended:
-            raise StopIteration
+    def batches(self) -> Iterator[list[Result[Any]]]:
+        """Batches of results as the loop thread hands them over."""
         self.start()
-        try:
-            kind, payload = self._channel.get()
-        except KeyboardInterrupt:
-            self._interrupt()
-            raise  # not reached: _interrupt raises
-        if kind == "batch":
-            self._consumed(len(payload))
-            self._local, self._pos = payload, 1
-            first: Result[Any] = payload[0]
-            return first
-        self._ended = True
-        self._join()
-        if kind == "error":
-            raise payload
-        if kind == "cancelled":
-            raise Interrupted(self._salvage())
-        raise StopIteration
+        channel = self._channel
+        while True:
+            try:
+                kind, payload = channel.get()
+            except KeyboardInterrupt:
+                self._interrupt()
+                raise  # not reached: _interrupt raises
+            if kind == "batch":
+                self._consumed(len(payload))
+                yield payload
+                continue
+            self._ended = True
+            self._join()
+            if kind == "error":
+                raise payload
+            if kind == "cancelled":
+                raise Interrupted(self._salvage())
+            return
 
     def _salvage(self) -> list[Result[Any]]:
         rest: list[Result[Any]] = []
@@ -266,7 +257,15 @@ def imap(
     """
     config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
                      progress, errors, max_retry_after, backoff, max_backoff)
-    return _SyncStream(fn, items, config)
+    return _iterate(_SyncStream(fn, items, config))
+
+
+def _iterate(stream: _SyncStream) -> Iterator[Result[Any]]:
+    try:
+        for batch in stream.batches():
+            yield from batch
+    finally:
+        stream.close()
 
 
 def map(
@@ -307,20 +306,19 @@ def map(
     - ``errors``: ``"collect"`` failures as results; ``"raise"`` the first
       failure cancels the rest and is raised.
     """
-    stream = imap(fn, items, mode=mode, concurrency=concurrency, ordered=ordered,
-                  timeout=timeout, retries=retries, retry_on=retry_on, rate=rate,
-                  progress=progress, errors=errors, max_retry_after=max_retry_after,
-                  backoff=backoff, max_backoff=max_backoff)
-    assert isinstance(stream, _SyncStream)
+    config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
+                     progress, errors, max_retry_after, backoff, max_backoff)
+    stream = _SyncStream(fn, items, config)
     out: list[Result[Any]] = []
     try:
-        out.extend(stream)
+        for batch in stream.batches():
+            out.extend(batch)
     except Interrupted as exc:
         out.extend(exc.results)
         out.sort(key=lambda r: r.index)
         raise Interrupted(out) from None
-    if not ordered:
-        return out
+    finally:
+        stream.close()
     return out
 
 

@@ -1,18 +1,22 @@
 """Running one batch of calls to a function: the part every executor shares.
 
-An *outcome* is ``(ok, value_or_exception, elapsed_seconds)``, plain data that
-pickles, so a process worker can send it back as is.
+A batch's outcome is columnar plain data, cheap to pickle for process workers:
+``(values, elapsed, errors)`` where ``values[i]`` is item i's return value
+(None when it failed), ``elapsed[i]`` its seconds, and ``errors`` maps the
+index of each failed item to its exception (None when all succeeded).
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import inspect
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Sequence
 from typing import Any
 
-Outcome = tuple[bool, Any, float]
+Outcome = tuple[list[Any], Sequence[float], dict[int, BaseException] | None]
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -21,6 +25,11 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004 - we want the bound __call__ itself
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+def failed(error: BaseException, elapsed: float = 0.0) -> Outcome:
+    """The outcome of a batch of one item that failed with ``error``."""
+    return [None], array.array("d", [elapsed]), {0: error}
 
 
 class SyncRunner:
@@ -33,6 +42,7 @@ class SyncRunner:
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
+        self._is_async = is_async_callable(fn)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _await(self, awaitable: Any) -> Any:
@@ -40,24 +50,65 @@ class SyncRunner:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
 
-    def run_batch(self, items: list[Any]) -> list[Outcome]:
+    def run_batch(self, items: list[Any]) -> Outcome:
         fn = self.fn
         clock = time.perf_counter
-        out: list[Outcome] = []
-        append = out.append
+        coroutine = types.CoroutineType
+        is_async = self._is_async
+        values: list[Any] = []
+        elapsed = array.array("d")
+        errors: dict[int, BaseException] | None = None
+        add_value = values.append
+        add_elapsed = elapsed.append
+        last = clock()
         for item in items:
-            start = clock()
             try:
                 value = fn(item)
-                if inspect.isawaitable(value):
+                if is_async or value.__class__ is coroutine:
                     value = self._await(value)
             except Exception as exc:
-                append((False, exc, clock() - start))
-            else:
-                append((True, value, clock() - start))
-        return out
+                if errors is None:
+                    errors = {}
+                errors[len(values)] = exc
+                value = None
+            add_value(value)
+            now = clock()
+            add_elapsed(now - last)
+            last = now
+        return values, elapsed, errors
 
     def close(self) -> None:
         if self._loop is not None:
             self._loop.close()
             self._loop = None
+
+
+async def run_async_batch(
+    fn: Callable[..., Any], items: list[Any], timeout: float | None
+) -> Outcome:
+    """Await ``fn(item)`` for each item in turn; a timeout cancels the call."""
+    from fanout._errors import CallTimeout
+
+    clock = time.perf_counter
+    values: list[Any] = []
+    elapsed = array.array("d")
+    errors: dict[int, BaseException] | None = None
+    for item in items:
+        start = clock()
+        deadline = asyncio.timeout(timeout) if timeout is not None else None
+        try:
+            if deadline is None:
+                value = await fn(item)
+            else:
+                async with deadline:
+                    value = await fn(item)
+        except Exception as exc:
+            if errors is None:
+                errors = {}
+            if deadline is not None and isinstance(exc, TimeoutError) and deadline.expired():
+                exc = CallTimeout(timeout or 0.0)
+            errors[len(values)] = exc
+            value = None
+        values.append(value)
+        elapsed.append(clock() - start)
+    return values, elapsed, errors

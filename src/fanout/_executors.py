@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from fanout._calls import Outcome, SyncRunner, is_async_callable
+from fanout._calls import Outcome, SyncRunner, failed, is_async_callable, run_async_batch
 from fanout._errors import CallTimeout, ConfigError
 
 MODES = ("sequential", "thread", "async", "process", "auto")
@@ -34,7 +34,7 @@ class Executor(ABC):
     max_batch: int = 1
 
     @abstractmethod
-    async def submit(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
         """Run the function on each item; one outcome per item, in order."""
 
     async def aclose(self, cancel: bool = False) -> None:  # noqa: B027 - optional hook
@@ -61,9 +61,9 @@ class SequentialExecutor(Executor):
         self._fn = fn
         self._thread: ThreadExecutor | None = None
 
-    async def submit(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
         if self._async:
-            return await _run_async_batch(self._fn, items, timeout)
+            return await run_async_batch(self._fn, items, timeout)
         if timeout is None:
             return self._runner.run_batch(items)
         if self._thread is None:
@@ -76,32 +76,6 @@ class SequentialExecutor(Executor):
             await self._thread.aclose(cancel)
 
 
-async def _run_async_batch(
-    fn: Callable[..., Any], items: list[Any], timeout: float | None
-) -> list[Outcome]:
-    clock = time.perf_counter
-    out: list[Outcome] = []
-    for item in items:
-        start = clock()
-        deadline = asyncio.timeout(timeout) if timeout is not None else None
-        try:
-            if deadline is None:
-                value = await fn(item)
-            else:
-                async with deadline:
-                    value = await fn(item)
-        except TimeoutError as exc:
-            if deadline is not None and deadline.expired():
-                out.append((False, CallTimeout(timeout or 0.0), clock() - start))
-            else:
-                out.append((False, exc, clock() - start))
-        except Exception as exc:
-            out.append((False, exc, clock() - start))
-        else:
-            out.append((True, value, clock() - start))
-    return out
-
-
 class AsyncExecutor(Executor):
     """Awaits the coroutine on the loop; a timeout cancels it."""
 
@@ -111,14 +85,14 @@ class AsyncExecutor(Executor):
     def __init__(self, fn: Callable[..., Any]) -> None:
         self._fn = fn
 
-    async def submit(self, items: list[Any], timeout: float | None) -> list[Outcome]:
-        return await _run_async_batch(self._fn, items, timeout)
+    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
+        return await run_async_batch(self._fn, items, timeout)
 
 
 class _Job:
     __slots__ = ("abandoned", "future", "items")
 
-    def __init__(self, items: list[Any], future: asyncio.Future[list[Outcome]]) -> None:
+    def __init__(self, items: list[Any], future: asyncio.Future[Outcome]) -> None:
         self.items = items
         self.future = future
         self.abandoned = False
@@ -141,9 +115,7 @@ class ThreadExecutor(Executor):
         self._fn = fn
         self._size = size
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._done: collections.deque[tuple[_Job, list[Outcome] | BaseException]] = (
-            collections.deque()
-        )
+        self._done: collections.deque[tuple[_Job, Outcome | BaseException]] = collections.deque()
         self._lock = threading.Lock()
         self._wake_pending = False
         self._threads = 0
@@ -170,7 +142,7 @@ class ThreadExecutor(Executor):
                 job = jobs.get()
                 if job is None:
                     return
-                result: list[Outcome] | BaseException
+                result: Outcome | BaseException
                 try:
                     result = runner.run_batch(job.items)
                 except BaseException as exc:  # pragma: no cover - run_batch records errors
@@ -185,7 +157,7 @@ class ThreadExecutor(Executor):
             with self._lock:
                 self._threads -= 1
 
-    def _deliver(self, job: _Job, result: list[Outcome] | BaseException) -> None:
+    def _deliver(self, job: _Job, result: Outcome | BaseException) -> None:
         self._done.append((job, result))
         with self._lock:
             if self._wake_pending or self._loop is None:
@@ -210,7 +182,7 @@ class ThreadExecutor(Executor):
             else:
                 fut.set_result(result)
 
-    async def submit(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
         if self._closed:
             raise RuntimeError("executor is closed")
         loop = self._loop
@@ -238,7 +210,7 @@ class ThreadExecutor(Executor):
             # Python cannot stop a thread: mark the call timed out and discard
             # its late value; the next submit starts a fresh thread in its place.
             job.abandoned = True
-            return [(False, CallTimeout(timeout), time.perf_counter() - start)]
+            return failed(CallTimeout(timeout), time.perf_counter() - start)
         except asyncio.CancelledError:
             job.abandoned = True
             raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,22 +181,26 @@ def _write_all(fd: int, data: bytes) -> None:
 class Journal:
     """An append-only JSONL file; ``write`` puts whole lines in the file at once."""
 
-    def __init__(self, path: str, fd: int, *, close_fd: bool = True) -> None:
+    def __init__(self, path: str, fd: int | None, stream: Any = None) -> None:
         self.path = path
         self._fd = fd
-        self._close_fd = close_fd
+        self._stream = stream
 
     def write(self, data: bytes) -> None:
         """Append ``data`` (complete lines); ``JournalError`` if the file refuses it."""
         try:
-            _write_all(self._fd, data)
+            if self._fd is not None:
+                _write_all(self._fd, data)
+            else:
+                self._stream.write(data)
+                self._stream.flush()
         except OSError as exc:
             raise JournalError(self.path, exc) from None
 
     def close(self) -> None:
-        if self._fd >= 0 and self._close_fd:
+        if self._fd is not None and self._fd >= 0:
             os.close(self._fd)
-        self._fd = -1
+            self._fd = -1
 
 
 def open_journal(
@@ -208,7 +213,7 @@ def open_journal(
     says which keys are done.
     """
     if path == "-":
-        return Journal("<stdout>", 1, close_fd=False), Scan()
+        return Journal("<stdout>", None, sys.stdout.buffer), Scan()
     found = Scan()
     if resume:
         found = scan(path, key)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from fanout._calls import Outcome
@@ -254,16 +255,16 @@ class Run:
                 self._failure = exc
             self._wake_consumer()
 
-    def _file(self, job: _Job, outcomes: list[Outcome]) -> None:
+    def _file(self, job: _Job, outcome: Outcome) -> None:
         first, items, attempts_before = job
+        values, elapsed, errors = outcome
         attempts = attempts_before + 1
         n = len(items)
-        if attempts_before == 0 and self._max_batch > 1:
-            self._tune_batch(outcomes)
-        if attempts == 1 and all(o[0] for o in outcomes):
-            results = [
-                Result(first + i, items[i], o[1], None, 1, o[2]) for i, o in enumerate(outcomes)
-            ]
+        if attempts == 1 and self._max_batch > 1:
+            self._tune_batch(elapsed)
+        if not errors:
+            results = list(map(Result, range(first, first + n), items, values,
+                               repeat(None, n), repeat(attempts, n), elapsed))
             self.done += n
             if self._throttled:
                 for _ in range(n):
@@ -271,34 +272,32 @@ class Run:
                     self._cap.notify_success()
             self._emit(first, results)
             return
-        for i, (ok, value, elapsed) in enumerate(outcomes):
+        for i in range(n):
             index, item = first + i, items[i]
-            if ok:
-                result: Result[Any] = Result(index, item, value, None, attempts, elapsed)
+            error = errors.get(i)
+            if error is None:
+                result: Result[Any] = Result(index, item, values[i], None, attempts, elapsed[i])
                 if self._throttled:
                     self._limiter.notify_success()
                     self._cap.notify_success()
             else:
-                delay, error = self.config.retry.decide(value, attempts)
+                delay, error = self.config.retry.decide(error, attempts)
                 if delay is not None and not self._stopping:
-                    if is_throttle(value):
+                    if is_throttle(error):
                         self._throttled = True
                         self._limiter.throttle(delay)
                         self._cap.throttle()
                     self._schedule_retry((index, [item], attempts), delay)
                     continue
-                result = Result(index, item, None, error, attempts, elapsed)
+                result = Result(index, item, None, error, attempts, elapsed[i])
                 self.failed += 1
                 if self.config.errors == "raise" and self._failure is None:
                     self._failure = error
             self.done += 1
             self._emit(index, [result])
 
-    def _tune_batch(self, outcomes: list[Outcome]) -> None:
-        spent = 0.0
-        for o in outcomes:
-            spent += o[2]
-        per_item = spent / len(outcomes)
+    def _tune_batch(self, elapsed: Sequence[float]) -> None:
+        per_item = sum(elapsed) / len(elapsed)
         old = self._per_item
         self._per_item = per_item if old == 0.0 else 0.7 * old + 0.3 * per_item
         want = int(self._batch_target / max(self._per_item, 1e-9))

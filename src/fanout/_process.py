@@ -9,6 +9,7 @@ and on a death or a timeout replaces just that process.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import multiprocessing
@@ -23,7 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from fanout import _worker
-from fanout._calls import Outcome
+from fanout._calls import Outcome, failed
 from fanout._errors import CallTimeout, ConfigError, NotPicklableError, WorkerCrashed
 from fanout._executors import Executor
 
@@ -72,7 +73,7 @@ class _Job:
     __slots__ = ("future", "items", "timeout")
 
     def __init__(
-        self, items: list[Any], timeout: float | None, future: asyncio.Future[list[Outcome]]
+        self, items: list[Any], timeout: float | None, future: asyncio.Future[Outcome]
     ) -> None:
         self.items = items
         self.timeout = timeout
@@ -126,14 +127,14 @@ class _Slot:
                 if job is None:
                     return
                 try:
-                    result: list[Outcome] | BaseException = self.run(job.items, job.timeout)
+                    result: Outcome | BaseException = self.run(job.items, job.timeout)
                 except BaseException as exc:
                     result = exc
                 self.pool.deliver(job, result)
         finally:
             self.stop_process(kill=self.pool.cancelling)
 
-    def run(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+    def run(self, items: list[Any], timeout: float | None) -> Outcome:
         try:
             payload = pickle.dumps(items, _PROTOCOL)
         except Exception:
@@ -147,8 +148,8 @@ class _Slot:
             conn.send_bytes(payload)
             if timeout is not None and not conn.poll(timeout):
                 self.stop_process(kill=True)
-                return [(False, CallTimeout(timeout, "; its worker process was killed"),
-                         time.perf_counter() - start)]
+                return failed(CallTimeout(timeout, "; its worker process was killed"),
+                              time.perf_counter() - start)
             kind, body = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return self._died(items, timeout, time.perf_counter() - start)
@@ -160,38 +161,48 @@ class _Slot:
                 "define it in an importable module (scripts need an "
                 "`if __name__ == '__main__':` guard), or use mode='thread'"
             )
-        outcomes: list[Outcome] = body
-        return outcomes
+        outcome: Outcome = body
+        return outcome
 
-    def _died(self, items: list[Any], timeout: float | None, elapsed: float) -> list[Outcome]:
+    def _died(self, items: list[Any], timeout: float | None, elapsed: float) -> Outcome:
         if self.pool.cancelling:
             raise asyncio.CancelledError
         exitcode = self.stop_process(kill=True)
         if len(items) == 1:
             how = _describe_death(exitcode)
-            return [(False, WorkerCrashed(
+            return failed(WorkerCrashed(
                 f"the worker process running this item died ({how}); the pool replaced it",
                 exitcode,
-            ), elapsed)]
+            ), elapsed)
         # A batch of tiny calls: run each alone so only the culprit fails.
-        out: list[Outcome] = []
-        for item in items:
-            out.extend(self.run([item], timeout))
-        return out
+        return _concat([self.run([item], timeout) for item in items])
 
-    def _run_picklable_only(self, items: list[Any], timeout: float | None) -> list[Outcome]:
-        out: list[Outcome] = []
+    def _run_picklable_only(self, items: list[Any], timeout: float | None) -> Outcome:
+        parts: list[Outcome] = []
         for item in items:
             try:
                 pickle.dumps(item, _PROTOCOL)
             except Exception as exc:
-                out.append((False, NotPicklableError(
+                parts.append(failed(NotPicklableError(
                     f"process mode needs picklable items, but {type(item).__qualname__} "
                     f"{_short(item)} is not ({exc}): pass plain data, or use mode='thread'"
-                ), 0.0))
+                )))
             else:
-                out.extend(self.run([item], timeout))
-        return out
+                parts.append(self.run([item], timeout))
+        return _concat(parts)
+
+
+def _concat(parts: list[Outcome]) -> Outcome:
+    values: list[Any] = []
+    elapsed = array.array("d")
+    errors: dict[int, BaseException] = {}
+    for part_values, part_elapsed, part_errors in parts:
+        if part_errors:
+            for i, exc in part_errors.items():
+                errors[len(values) + i] = exc
+        values.extend(part_values)
+        elapsed.extend(part_elapsed)
+    return values, elapsed, errors or None
 
 
 def _short(value: Any) -> str:
@@ -242,7 +253,7 @@ class ProcessExecutor(Executor):
     def stats(self) -> dict[str, int]:
         return {"processes": self._started, "threads": len(self._threads)}
 
-    def deliver(self, job: _Job, result: list[Outcome] | BaseException) -> None:
+    def deliver(self, job: _Job, result: Outcome | BaseException) -> None:
         loop = self._loop
         if loop is None:
             return
@@ -251,7 +262,7 @@ class ProcessExecutor(Executor):
         except RuntimeError:  # the loop is gone: nobody waits for this result
             pass
 
-    async def submit(self, items: list[Any], timeout: float | None) -> list[Outcome]:
+    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -284,7 +295,7 @@ def _join_all(threads: list[threading.Thread]) -> None:
         thread.join()
 
 
-def _settle(fut: asyncio.Future[list[Outcome]], result: list[Outcome] | BaseException) -> None:
+def _settle(fut: asyncio.Future[Outcome], result: Outcome | BaseException) -> None:
     if fut.done():
         return
     if isinstance(result, BaseException):

@@ -9,7 +9,6 @@ import signal
 import threading
 import traceback
 from multiprocessing.connection import Connection
-from typing import Any
 
 from fanout._calls import Outcome, SyncRunner
 from fanout._errors import RemoteError
@@ -34,8 +33,7 @@ def main(conn: Connection, fn_bytes: bytes) -> None:
         except (EOFError, OSError):
             return
         items = pickle.loads(data)
-        outcomes = runner.run_batch(items)
-        conn.send_bytes(_dump(outcomes))
+        conn.send_bytes(_dump(runner.run_batch(items)))
 
 
 def _watch_parent(conn: Connection) -> None:
@@ -64,27 +62,26 @@ def _portable(exc: BaseException) -> BaseException:
     return exc
 
 
-def _dump(outcomes: list[Outcome]) -> bytes:
-    fixed: list[Outcome] = []
-    for ok, value, elapsed in outcomes:
-        if not ok:
-            value = _portable(value)
-        fixed.append((ok, value, elapsed))
+def _dump(outcome: Outcome) -> bytes:
+    values, elapsed, errors = outcome
+    if errors:
+        errors = {i: _portable(exc) for i, exc in errors.items()}
     try:
-        return pickle.dumps(("ok", fixed), _PROTOCOL)
+        return pickle.dumps(("ok", (values, elapsed, errors)), _PROTOCOL)
     except Exception:
         pass
-    safe: list[Any] = []
-    for ok, value, elapsed in fixed:
+    # Some return value does not pickle: record just those items as failed.
+    errors = dict(errors or {})
+    for i, value in enumerate(values):
+        if i in errors:
+            continue
         try:
             pickle.dumps(value, _PROTOCOL)
         except Exception as exc:
-            what = "return value" if ok else "exception"
-            value = RemoteError(
+            errors[i] = RemoteError(
                 "PicklingError",
-                f"the {what} of type {type(value).__qualname__} cannot be sent back from the "
-                f"worker process ({exc}); return plain data, or use mode='thread'",
+                f"the return value of type {type(value).__qualname__} cannot be sent back from "
+                f"the worker process ({exc}); return plain data, or use mode='thread'",
             )
-            ok = False
-        safe.append((ok, value, elapsed))
-    return pickle.dumps(("ok", safe), _PROTOCOL)
+            values[i] = None
+    return pickle.dumps(("ok", (values, elapsed, errors)), _PROTOCOL)
