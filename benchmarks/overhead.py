@@ -1,0 +1,587 @@
+"""Overhead of fanout against the stdlib and peer equivalents, measured in one run.
+
+    python benchmarks/overhead.py            # full run (a few minutes on 2 cores)
+    python benchmarks/overhead.py --quick    # 1 repeat, smaller sizes (~1 minute)
+
+Sections (issue 2, item 6):
+
+1. trivial tasks: tasks/s of fanout in each mode against ThreadPoolExecutor.map,
+   asyncio.gather + Semaphore, a hand-written asyncio worker pool,
+   ProcessPoolExecutor.map at several chunksizes, multiprocessing.Pool.map,
+   joblib (loky), mpire and a plain loop;
+2. 2,000 calls of a 50 ms sleep at concurrency 100, against the theoretical
+   minimum (2000 / 100 * 0.05 s = 1.0 s);
+3. peak RSS of ``fanout.imap`` over a 10,000,000-item generator against
+   ``ThreadPoolExecutor.map`` over 2,000,000 items, each in a fresh subprocess.
+
+Every cell has a fixed size (never a duration); a cell's figure is the median
+of ``--repeat`` runs (pool start-up included, as a user pays it), and a ratio
+is fanout / reference from the same run. Ratios are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import fanout
+
+SLEEP = 0.05
+SLEEP_CONCURRENCY = 100
+
+# --------------------------------------------------------------- task functions
+# Module level so process workers can import them (forkserver and spawn re-import
+# this script as __mp_main__; the __main__ guard below keeps that import inert).
+
+
+def trivial(x: int) -> int:
+    """The smallest useful call: the overhead is all there is."""
+    return x
+
+
+async def atrivial(x: int) -> int:
+    """The async twin of ``trivial`` (never suspends)."""
+    return x
+
+
+def sleepy(x: int) -> int:
+    """Blocking 50 ms (thread mode's workload)."""
+    time.sleep(SLEEP)
+    return x
+
+
+async def asleepy(x: int) -> int:
+    """Non-blocking 50 ms (async mode's workload)."""
+    await asyncio.sleep(SLEEP)
+    return x
+
+
+# ------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    n: int
+    seconds: float  # median wall time of one run
+    ref: str | None = None  # name of the row this one is compared to
+    target: float | None = None  # wanted ratio (higher is better)
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _check(name: str, out: Any, n: int) -> None:
+    """Refuse a figure from a run that did not do the work."""
+    values = list(out)
+    if len(values) != n:
+        raise SystemExit(f"benchmark bug: {name} returned {len(values)} results for {n} items")
+    first = values[0]
+    if isinstance(first, fanout.Result):
+        bad = [r for r in values if not r.ok]
+        if bad:
+            raise SystemExit(
+                f"benchmark bug: {name} failed {len(bad)} calls, e.g. {bad[0].error!r}"
+            )
+        values = [r.value for r in values]
+    if values[0] != 0 or values[-1] != n - 1:
+        raise SystemExit(f"benchmark bug: {name} returned wrong values")
+
+
+def measure(name: str, run: Callable[[int], Any], n: int, repeat: int) -> float:
+    """Median seconds of ``run(n)`` over ``repeat`` runs, after a small warm-up."""
+    _check(name, run(min(n, 500)), min(n, 500))  # imports, first-call costs
+    times: list[float] = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        out = run(n)
+        times.append(time.perf_counter() - start)
+        _check(name, out, n)
+        del out
+    return statistics.median(times)
+
+
+# -------------------------------------------------------- section 1: trivial
+
+
+def _fanout(fn: Callable[..., Any], mode: str, **kw: Any) -> Callable[[int], Any]:
+    return lambda n: fanout.map(fn, range(n), mode=mode, **kw)  # type: ignore[arg-type]
+
+
+def _tpe_map(workers: int, fn: Callable[[int], Any] = trivial) -> Callable[[int], Any]:
+    def run(n: int) -> list[Any]:
+        with ThreadPoolExecutor(workers) as ex:
+            return list(ex.map(fn, range(n)))
+
+    return run
+
+
+def _run_in_executor_each(n: int) -> list[Any]:
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(8) as ex:
+            return await asyncio.gather(*(loop.run_in_executor(ex, trivial, i) for i in range(n)))
+
+    return asyncio.run(main())
+
+
+def _gather_semaphore(
+    fn: Callable[[int], Any], limit: int, uvloop: bool = False
+) -> Callable[[int], Any]:
+    async def main(n: int) -> list[Any]:
+        sem = asyncio.Semaphore(limit)
+
+        async def one(x: int) -> Any:
+            async with sem:
+                return await fn(x)
+
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+    def run(n: int) -> list[Any]:
+        if uvloop:
+            import uvloop as uv
+
+            with asyncio.Runner(loop_factory=uv.new_event_loop) as runner:
+                return runner.run(main(n))
+        return asyncio.run(main(n))
+
+    return run
+
+
+def _worker_pool(fn: Callable[[int], Any], workers: int) -> Callable[[int], Any]:
+    """What a careful user writes: N worker coroutines on a bounded queue."""
+
+    async def main(n: int) -> list[Any]:
+        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=2 * workers)
+        out: list[Any] = [None] * n
+
+        async def worker() -> None:
+            while True:
+                i = await queue.get()
+                if i is None:
+                    return
+                out[i] = await fn(i)
+
+        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        for i in range(n):
+            await queue.put(i)
+        for _ in range(workers):
+            await queue.put(None)
+        await asyncio.gather(*tasks)
+        return out
+
+    return lambda n: asyncio.run(main(n))
+
+
+def _fanout_amap_stdlib_loop(fn: Callable[[int], Any]) -> Callable[[int], Any]:
+    async def main(n: int) -> list[Any]:
+        return await fanout.amap(fn, range(n), mode="async")
+
+    return lambda n: asyncio.run(main(n))
+
+
+def _ppe_map(chunksize: int) -> Callable[[int], Any]:
+    def run(n: int) -> list[Any]:
+        with ProcessPoolExecutor(2) as ex:
+            return list(ex.map(trivial, range(n), chunksize=chunksize))
+
+    return run
+
+
+def _mp_pool(n: int) -> list[Any]:
+    with multiprocessing.Pool(2) as pool:
+        return pool.map(trivial, range(n))
+
+
+def _joblib(n: int) -> list[Any]:
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=2)(delayed(trivial)(i) for i in range(n))  # type: ignore[no-any-return]
+
+
+def _mpire(n: int) -> list[Any]:
+    from mpire import WorkerPool  # type: ignore[attr-defined]
+
+    with WorkerPool(n_jobs=2) as pool:
+        return pool.map(trivial, range(n))  # type: ignore[no-any-return]
+
+
+def _plain_loop(n: int) -> list[Any]:
+    return [trivial(i) for i in range(n)]
+
+
+def _careful_loop(n: int) -> list[Any]:
+    """A loop that records what fanout records: value or error, and the time of each call."""
+    clock = time.perf_counter
+    out: list[Any] = []
+    for i in range(n):
+        start = clock()
+        try:
+            value = trivial(i)
+        except Exception as exc:
+            out.append((False, exc, clock() - start))
+        else:
+            out.append((True, value, clock() - start))
+    return [o[1] for o in out]
+
+
+def _optional(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def section_trivial(n: int, repeat: int) -> list[Row]:
+    rows: list[Row] = []
+
+    def add(name: str, run: Callable[[int], Any], size: int = n, **kw: Any) -> Row:
+        print(f"  {name} ...", end="", flush=True, file=sys.stderr)
+        row = Row("trivial", name, size, measure(name, run, size, repeat), **kw)
+        print(f" {row.rate:,.0f}/s", file=sys.stderr)
+        rows.append(row)
+        return row
+
+    small = max(1, n // 10)  # for references that manage only a few thousand calls/s
+
+    # threads
+    add("ThreadPoolExecutor(8).map", _tpe_map(8))
+    add("run_in_executor per item (TPE 8)", _run_in_executor_each, small, note="context")
+    add("fanout thread, concurrency=8", _fanout(trivial, "thread", concurrency=8),
+        ref="ThreadPoolExecutor(8).map", target=1.0)
+    add("fanout thread, default", _fanout(trivial, "thread"),
+        ref="ThreadPoolExecutor(8).map", target=1.0)
+
+    # asyncio
+    add("gather + Semaphore(100)", _gather_semaphore(atrivial, 100))
+    add("gather + Semaphore(100), uvloop", _gather_semaphore(atrivial, 100, uvloop=True),
+        note="context")
+    add("100 workers on asyncio.Queue", _worker_pool(atrivial, 100))
+    add("fanout async, default", _fanout(atrivial, "async"),
+        ref="gather + Semaphore(100)", target=1.0)
+    add("fanout async vs worker pool", _fanout(atrivial, "async"),
+        ref="100 workers on asyncio.Queue", note="aim")
+    add("fanout.amap under asyncio.run", _fanout_amap_stdlib_loop(atrivial),
+        ref="gather + Semaphore(100)", note="stdlib loop")
+
+    # processes
+    ppe = []
+    for chunksize in (1, 100, 1000, 10000):
+        size = small if chunksize == 1 else n
+        ppe.append(add(f"ProcessPoolExecutor(2).map, chunksize={chunksize}",
+                       _ppe_map(chunksize), size))
+    best = max(ppe, key=lambda r: r.rate)
+    add("multiprocessing.Pool(2).map", _mp_pool)
+    if _optional("joblib"):
+        add("joblib Parallel(n_jobs=2) (loky)", _joblib)
+    if _optional("mpire"):
+        add("mpire WorkerPool(2).map", _mpire)
+    add("fanout process, no chunksize", _fanout(trivial, "process"), ref=best.name, target=1.0,
+        note="vs best PPE chunksize")
+    add("fanout process vs multiprocessing.Pool", _fanout(trivial, "process"),
+        ref="multiprocessing.Pool(2).map", note="context")
+
+    # sequential
+    add("plain loop", _plain_loop)
+    add("loop recording value/error/time", _careful_loop)
+    add("fanout sequential", _fanout(trivial, "sequential"), ref="plain loop", note="context")
+    add("fanout sequential vs recording loop", _fanout(trivial, "sequential"),
+        ref="loop recording value/error/time", note="context")
+    return rows
+
+
+# ---------------------------------------------------------- section 2: sleep
+
+
+def section_sleep(n: int, repeat: int) -> tuple[list[Row], float]:
+    minimum = n / SLEEP_CONCURRENCY * SLEEP
+    c = SLEEP_CONCURRENCY
+    cells: list[tuple[str, Callable[[int], Any]]] = [
+        ("ThreadPoolExecutor(100).map, time.sleep", _tpe_map(c, sleepy)),
+        ("fanout thread, concurrency=100", _fanout(sleepy, "thread", concurrency=c)),
+        ("gather + Semaphore(100), asyncio.sleep", _gather_semaphore(asleepy, c)),
+        ("fanout async, concurrency=100", _fanout(asleepy, "async", concurrency=c)),
+    ]
+    rows = []
+    for name, run in cells:
+        print(f"  {name} ...", end="", flush=True, file=sys.stderr)
+        row = Row("sleep", name, n, measure(name, run, n, repeat),
+                  target=1.05 if name.startswith("fanout") else None)
+        print(f" {row.seconds:.3f} s", file=sys.stderr)
+        rows.append(row)
+    return rows, minimum
+
+
+# --------------------------------------------------------- section 3: memory
+
+
+def _gen(n: int) -> Iterator[int]:
+    """A plain generator: no len(), so nobody can size anything from it."""
+    yield from range(n)
+
+
+def _maxrss_mb() -> float:
+    """Peak RSS of this process so far, in MB.
+
+    On Linux VmHWM (the peak of this address space) is read rather than
+    ru_maxrss: the latter survives exec, so a child started with vfork would
+    report its parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+
+
+def memory_child(kind: str, n: int) -> None:
+    """Runs in a fresh interpreter; prints one JSON line with peak RSS and time."""
+    base = _maxrss_mb()
+    start = time.perf_counter()
+    count = ok = 0
+    if kind == "fanout":
+        for r in fanout.imap(trivial, _gen(n), mode="thread"):
+            count += 1
+            ok += r.ok
+    elif kind == "tpe":
+        with ThreadPoolExecutor(8) as ex:
+            for _ in ex.map(trivial, _gen(n)):
+                count += 1
+                ok += 1
+    elif kind != "baseline":
+        raise SystemExit(f"unknown memory cell {kind!r}")
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"kind": kind, "n": n, "count": count, "ok": ok, "seconds": elapsed,
+                      "base_mb": base, "peak_mb": _maxrss_mb()}))
+
+
+# The interpreter alone (no fanout, no this script), peak read as _maxrss_mb does.
+_BARE_PEAK = """
+import json, resource, sys
+scale = 1 if sys.platform == "darwin" else 1024
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+try:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        peak = next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmHWM:"))
+except OSError:
+    pass
+print(json.dumps({"peak_mb": peak / 1e6}))
+"""
+
+
+def _child(kind: str, n: int, *, bare: bool = False) -> dict[str, Any]:
+    if bare:  # the interpreter alone, with the same peak reading
+        cmd = [sys.executable, "-c", _BARE_PEAK]
+    else:
+        cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", kind, str(n)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"memory cell {kind} failed:\n{done.stderr}")
+    data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if not bare and data["count"] != n:
+        raise SystemExit(f"benchmark bug: memory cell {kind} saw {data['count']} of {n} results")
+    return data
+
+
+def section_memory(n_fanout: int, n_tpe: int) -> list[tuple[str, int, float | None, float, str]]:
+    """(name, items, seconds, peak MB, note) per cell."""
+    out: list[tuple[str, int, float | None, float, str]] = []
+    print("  bare python ...", file=sys.stderr)
+    bare = _child("bare", 0, bare=True)
+    out.append(("bare python", 0, None, bare["peak_mb"], ""))
+    print("  python + import fanout ...", file=sys.stderr)
+    base = _child("baseline", 0)
+    out.append(("python + import fanout", 0, None, base["peak_mb"], "baseline"))
+    print(f"  fanout.imap over {n_fanout:,} ...", file=sys.stderr)
+    fan = _child("fanout", n_fanout)
+    growth = fan["peak_mb"] - base["peak_mb"]
+    out.append(("fanout.imap thread, generator", n_fanout, fan["seconds"], fan["peak_mb"],
+                f"+{growth:.0f} MB over baseline"))
+    print(f"  ThreadPoolExecutor.map over {n_tpe:,} ...", file=sys.stderr)
+    tpe = _child("tpe", n_tpe)
+    out.append(("ThreadPoolExecutor(8).map, generator", n_tpe, tpe["seconds"], tpe["peak_mb"],
+                f"{(tpe['peak_mb'] - base['peak_mb']) * 1e6 / n_tpe:,.0f} B/item"))
+    return out
+
+
+# ------------------------------------------------------------------- report
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def _verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
+    met = ratio >= target if higher_is_better else ratio <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"{sign}{target:.2f}x {'met' if met else 'MISSED'}"
+
+
+def header(args: argparse.Namespace) -> str:
+    import importlib.metadata as md
+
+    def version(dist: str) -> str:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return "-"
+
+    cpu = platform.processor() or platform.machine()
+    loop = "uvloop" if _optional("uvloop") else "asyncio"
+    lines = [
+        "fanout overhead benchmark" + (" (--quick)" if args.quick else ""),
+        f"  machine : {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}",
+        f"  python  : {platform.python_implementation()} {platform.python_version()}",
+        f"  fanout {version('fanout')}, joblib {version('joblib')}, mpire {version('mpire')}, "
+        f"uvloop {version('uvloop')} (fanout's sync API loop: {loop})",
+        f"  repeats : {args.repeat} (median), pool start-up included in every cell; "
+        f"multiprocessing default start method: {multiprocessing.get_start_method()}",
+        f"  date    : {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
+    ]
+    return "\n".join(lines)
+
+
+def report_trivial(rows: list[Row]) -> tuple[str, list[tuple[str, str]]]:
+    by_name = {r.name: r for r in rows}
+    table: list[list[str]] = []
+    verdicts: list[tuple[str, str]] = []
+    for r in rows:
+        ratio = verdict = ""
+        if r.ref is not None:
+            ref = by_name[r.ref]
+            value = r.rate / ref.rate
+            ratio = f"{value:.2f}x {ref.name}"
+            if r.target is not None:
+                verdict = _verdict(value, r.target)
+                verdicts.append((r.name, f"{value:.2f}x {ref.name}: {verdict}"))
+            elif r.note:
+                verdict = r.note
+        elif r.note:
+            verdict = r.note
+        table.append([r.name, f"{r.n:,}", f"{r.seconds:.3f}", f"{r.rate:,.0f}", ratio, verdict])
+    text = _table(["trivial tasks", "items", "median s", "tasks/s", "ratio (fanout / ref)",
+                   "target"], table, {1, 2, 3})
+    return text, verdicts
+
+
+def report_sleep(rows: list[Row], minimum: float) -> tuple[str, list[tuple[str, str]]]:
+    table: list[list[str]] = []
+    verdicts: list[tuple[str, str]] = []
+    for r in rows:
+        ratio = r.seconds / minimum
+        verdict = _verdict(ratio, r.target, higher_is_better=False) if r.target else "stdlib"
+        if r.target:
+            verdicts.append((r.name, f"{ratio:.3f}x minimum: {verdict}"))
+        table.append([r.name, f"{r.n:,}", f"{r.seconds:.3f}", f"{ratio:.3f}x", verdict])
+    title = f"{SLEEP * 1000:.0f} ms sleep, concurrency {SLEEP_CONCURRENCY}"
+    text = _table([title, "calls", "median s", f"/ minimum {minimum:.2f} s", "target"], table,
+                  {1, 2, 3})
+    return text, verdicts
+
+
+def report_memory(cells: list[tuple[str, int, float | None, float, str]],
+                  ) -> tuple[str, list[tuple[str, str]]]:
+    table: list[list[str]] = []
+    verdicts: list[tuple[str, str]] = []
+    for name, n, seconds, peak, note in cells:
+        rate = f"{n / seconds:,.0f}" if seconds else ""
+        if name.startswith("fanout"):
+            verdict = f"<100 MB {'met' if peak < 100 else 'MISSED'}"
+            verdicts.append((f"{name} ({n:,} items)", f"peak {peak:.0f} MB: {verdict}"))
+            note = f"{note}; {verdict}"
+        table.append([name, f"{n:,}" if n else "", f"{seconds:.1f}" if seconds else "", rate,
+                      f"{peak:,.0f}", note])
+    text = _table(["peak RSS (fresh process)", "items", "s", "items/s", "peak MB", "note"], table,
+                  {1, 2, 3, 4})
+    return text, verdicts
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--memory-child":
+        memory_child(sys.argv[2], int(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="1 repeat and smaller sizes (a smoke run)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs per cell; the median is reported (default 3, --quick 1)")
+    parser.add_argument("--only", choices=("trivial", "sleep", "memory"), action="append",
+                        help="run only these sections (repeatable)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
+    args = parser.parse_args()
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
+    sections = args.only or ["trivial", "sleep", "memory"]
+    n_trivial = 20_000 if args.quick else 100_000
+    n_sleep = 500 if args.quick else 2_000
+    n_mem_fanout, n_mem_tpe = (1_000_000, 200_000) if args.quick else (10_000_000, 2_000_000)
+
+    print(header(args))
+    verdicts: list[tuple[str, str]] = []
+    dump: dict[str, Any] = {}
+    if "trivial" in sections:
+        print(f"\n[1/3] {n_trivial:,} trivial tasks per cell", file=sys.stderr)
+        rows = section_trivial(n_trivial, args.repeat)
+        text, v = report_trivial(rows)
+        verdicts += v
+        print("\n" + text)
+        dump["trivial"] = [r.__dict__ | {"rate": r.rate} for r in rows]
+    if "sleep" in sections:
+        print(f"\n[2/3] {n_sleep:,} sleeps of {SLEEP * 1000:.0f} ms", file=sys.stderr)
+        rows, minimum = section_sleep(n_sleep, args.repeat)
+        text, v = report_sleep(rows, minimum)
+        verdicts += v
+        print("\n" + text)
+        dump["sleep"] = {"minimum": minimum, "rows": [r.__dict__ for r in rows]}
+    if "memory" in sections:
+        print("\n[3/3] peak memory, fresh subprocesses", file=sys.stderr)
+        cells = section_memory(n_mem_fanout, n_mem_tpe)
+        text, v = report_memory(cells)
+        verdicts += v
+        print("\n" + text)
+        dump["memory"] = [dict(zip(("name", "n", "seconds", "peak_mb", "note"), c, strict=True))
+                          for c in cells]
+    if verdicts:
+        print("\ntargets")
+        width = max(len(name) for name, _ in verdicts)
+        for name, verdict in verdicts:
+            print(f"  {name.ljust(width)}  {verdict}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(dump, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
