@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import http.client
 import importlib
@@ -70,6 +71,19 @@ class Workload:
     theoretical_min: str | None = None
     #: the note shown for async mode when it cannot use a real coroutine
     async_note: str | None = None
+    #: every cell runs this many items instead of ``sizes`` (tiny smoke runs)
+    items_override: int | None = None
+
+    def with_items(self, n: int) -> Workload:
+        """A copy of this workload whose every cell runs ``n`` items."""
+        clone = copy.copy(self)
+        clone.items_override = n
+        return clone
+
+    def cell_items(self, concurrency: int, quick: bool) -> int:
+        if self.items_override is not None:
+            return self.items_override
+        return self.sizes(concurrency, quick)
 
     # ---- parent side -------------------------------------------------------------------
     def sizes(self, concurrency: int, quick: bool) -> int:
@@ -97,7 +111,7 @@ class Workload:
                 elif cores not in mode_levels:
                     mode_levels = sorted({*mode_levels, cores})
             for level in mode_levels:
-                n = self.sizes(level, quick)
+                n = self.cell_items(level, quick)
                 reason = self.skip_reason(mode, level, n, cores)
                 if reason is None:
                     cells.append(Planned(mode, level, n))
@@ -365,7 +379,7 @@ class FilesWorkload(Workload):
     def setup(self, quick: bool) -> Iterator[dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix="fanout-bench-") as folder:
             line = "fanout bench: a line of a small text file\n"
-            for i in range(FILE_COUNT):
+            for i in range(self.cell_items(1, quick)):
                 with open(os.path.join(folder, f"{i:04d}.txt"), "w") as f:
                     f.write(line * FILE_LINES)
             yield {"dir": folder}
@@ -413,20 +427,15 @@ class MemoryWorkload(Workload):
     ) -> tuple[list[Planned], list[Skipped]]:
         cells: list[Planned] = []
         skipped: list[Skipped] = []
+        count = self.cell_items(MEMORY_WAITS, quick)
         for mode in modes:
             if mode in ("async", "thread"):
-                cells.append(Planned(mode, MEMORY_WAITS, MEMORY_WAITS))
+                cells.append(Planned(mode, count, count))
             elif mode == "sequential":
-                skipped.append(
-                    Skipped(mode, 1, f"one at a time, {MEMORY_WAITS:,} waits take hours")
-                )
+                skipped.append(Skipped(mode, 1, f"one at a time, {count:,} waits take hours"))
             else:
                 skipped.append(
-                    Skipped(
-                        mode,
-                        MEMORY_WAITS,
-                        f"{MEMORY_WAITS:,} processes would exhaust the machine",
-                    )
+                    Skipped(mode, count, f"{count:,} processes would exhaust the machine")
                 )
         return cells, skipped
 

@@ -1,0 +1,53 @@
+"""A smoke run of every built-in workload at tiny sizes, each cell in its own process."""
+
+from __future__ import annotations
+
+import pytest
+
+from fanout.bench._measure import cpu_count
+from fanout.bench._runner import BenchConfig, run_workload
+from fanout.bench._workloads import BUILTINS, MODES
+
+TINY = {"http": 6, "sleep": 6, "cpu": 4, "files": 20, "memory": 200}
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_every_mode_of_every_workload_runs(name: str) -> None:
+    workload = BUILTINS[name].with_items(TINY[name])
+    config = BenchConfig(list(MODES), [1, 2], repeats=1, quick=True)
+    report = run_workload(workload, config, cpu_count())
+    assert report.error is None
+    assert report.cells, report.skipped
+    for cell in report.cells:
+        assert cell.ok, (cell.mode, cell.concurrency, cell.error)
+        assert cell.failed_items == 0, cell.note
+        assert cell.items == TINY[name]
+        assert cell.wall.median > 0 and cell.throughput.median > 0
+        assert cell.peak_rss_bytes >= cell.baseline_rss_bytes > 0
+        assert cell.threads >= 1
+        if cell.mode == "process":
+            assert cell.processes >= 1
+        else:
+            assert cell.processes == 0
+    assert report.recommendation is not None
+    ran = {c.mode for c in report.cells} | {s.mode for s in report.skipped}
+    assert ran == set(MODES)
+    if name == "memory":
+        by_mode = {c.mode: c for c in report.cells}
+        assert set(by_mode) == {"thread", "async"}
+        assert by_mode["thread"].startup is not None and by_mode["async"].startup is not None
+        # 200 one-second waits at once: the thread cell really ran many threads, async few
+        assert by_mode["thread"].threads > 100
+        assert by_mode["async"].threads < 20
+        for cell in report.cells:
+            ratio = cell.ratio_to_min
+            assert ratio is not None and ratio >= 1.0
+
+
+def test_cpu_theoretical_minimum_uses_the_sequential_time_per_item() -> None:
+    workload = BUILTINS["cpu"].with_items(4)
+    config = BenchConfig(["sequential", "process"], [1, 2], repeats=1, quick=True)
+    report = run_workload(workload, config, cpu_count())
+    sequential = next(c for c in report.cells if c.mode == "sequential")
+    assert sequential.ratio_to_min == pytest.approx(1.0)
+    assert all(c.theoretical_min_s is not None for c in report.cells)
