@@ -1,7 +1,7 @@
 """Overhead of fanout against the stdlib and peer equivalents, measured in one run.
 
     python benchmarks/overhead.py            # full run (a few minutes on 2 cores)
-    python benchmarks/overhead.py --quick    # 1 repeat, smaller sizes (~1 minute)
+    python benchmarks/overhead.py --quick    # 1 repeat, smaller sizes (~30 s)
 
 Sections (issue 2, item 6):
 
@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fanout
@@ -74,18 +74,36 @@ async def asleepy(x: int) -> int:
 
 
 @dataclass
-class Row:
-    section: str
+class Cell:
+    """One measured workload: ``run(n)`` does the whole job, pool start-up included."""
+
     name: str
+    run: Callable[[int], Any]
     n: int
-    seconds: float  # median wall time of one run
-    ref: str | None = None  # name of the row this one is compared to
-    target: float | None = None  # wanted ratio (higher is better)
-    note: str = ""
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.times)
 
     @property
     def rate(self) -> float:
         return self.n / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def spread(self) -> float:
+        """(slowest - fastest) / median: how noisy the repeats were."""
+        return (max(self.times) - min(self.times)) / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Compare:
+    """A ratio to print: fanout's cell against a reference cell (rates, or times to a minimum)."""
+
+    cell: str
+    ref: str
+    target: float | None = None  # the goal, as a ratio; None = context only
+    note: str = ""
 
 
 def _check(name: str, out: Any, n: int) -> None:
@@ -105,18 +123,26 @@ def _check(name: str, out: Any, n: int) -> None:
         raise SystemExit(f"benchmark bug: {name} returned wrong values")
 
 
-def measure(name: str, run: Callable[[int], Any], n: int, repeat: int) -> float:
-    """Median seconds of ``run(n)`` over ``repeat`` runs, after a small warm-up."""
-    _check(name, run(min(n, 500)), min(n, 500))  # imports, first-call costs
-    times: list[float] = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        out = run(n)
-        times.append(time.perf_counter() - start)
-        _check(name, out, n)
-        del out
-    return statistics.median(times)
+def measure_all(cells: list[Cell], repeat: int) -> None:
+    """Time every cell ``repeat`` times, round-robin, after a small warm-up of each.
+
+    Round-robin rather than cell after cell, so that a burst of load from
+    elsewhere on the machine hits fanout and its references alike.
+    """
+    for cell in cells:  # imports, first-call costs, fork servers
+        warm = min(cell.n, 500)
+        _check(cell.name, cell.run(warm), warm)
+    for round_ in range(repeat):
+        print(f"  round {round_ + 1}/{repeat}:", end="", flush=True, file=sys.stderr)
+        for cell in cells:
+            gc.collect()
+            start = time.perf_counter()
+            out = cell.run(cell.n)
+            cell.times.append(time.perf_counter() - start)
+            _check(cell.name, out, cell.n)
+            del out
+            print(".", end="", flush=True, file=sys.stderr)
+        print(file=sys.stderr)
 
 
 # -------------------------------------------------------- section 1: trivial
@@ -251,84 +277,72 @@ def _optional(module: str) -> bool:
     return True
 
 
-def section_trivial(n: int, repeat: int) -> list[Row]:
-    rows: list[Row] = []
-
-    def add(name: str, run: Callable[[int], Any], size: int = n, **kw: Any) -> Row:
-        print(f"  {name} ...", end="", flush=True, file=sys.stderr)
-        row = Row("trivial", name, size, measure(name, run, size, repeat), **kw)
-        print(f" {row.rate:,.0f}/s", file=sys.stderr)
-        rows.append(row)
-        return row
-
+def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
     small = max(1, n // 10)  # for references that manage only a few thousand calls/s
-
-    # threads
-    add("ThreadPoolExecutor(8).map", _tpe_map(8))
-    add("run_in_executor per item (TPE 8)", _run_in_executor_each, small, note="context")
-    add("fanout thread, concurrency=8", _fanout(trivial, "thread", concurrency=8),
-        ref="ThreadPoolExecutor(8).map", target=1.0)
-    add("fanout thread, default", _fanout(trivial, "thread"),
-        ref="ThreadPoolExecutor(8).map", target=1.0)
-
-    # asyncio
-    add("gather + Semaphore(100)", _gather_semaphore(atrivial, 100))
-    add("gather + Semaphore(100), uvloop", _gather_semaphore(atrivial, 100, uvloop=True),
-        note="context")
-    add("100 workers on asyncio.Queue", _worker_pool(atrivial, 100))
-    add("fanout async, default", _fanout(atrivial, "async"),
-        ref="gather + Semaphore(100)", target=1.0)
-    add("fanout async vs worker pool", _fanout(atrivial, "async"),
-        ref="100 workers on asyncio.Queue", note="aim")
-    add("fanout.amap under asyncio.run", _fanout_amap_stdlib_loop(atrivial),
-        ref="gather + Semaphore(100)", note="stdlib loop")
-
-    # processes
-    ppe = []
-    for chunksize in (1, 100, 1000, 10000):
-        size = small if chunksize == 1 else n
-        ppe.append(add(f"ProcessPoolExecutor(2).map, chunksize={chunksize}",
-                       _ppe_map(chunksize), size))
-    best = max(ppe, key=lambda r: r.rate)
-    add("multiprocessing.Pool(2).map", _mp_pool)
+    cells = [
+        Cell("ThreadPoolExecutor(8).map", _tpe_map(8), n),
+        Cell("run_in_executor per item (TPE 8)", _run_in_executor_each, small),
+        Cell("fanout thread, concurrency=8", _fanout(trivial, "thread", concurrency=8), n),
+        Cell("fanout thread, default", _fanout(trivial, "thread"), n),
+        Cell("gather + Semaphore(100)", _gather_semaphore(atrivial, 100), n),
+        Cell("gather + Semaphore(100), uvloop", _gather_semaphore(atrivial, 100, uvloop=True), n),
+        Cell("100 workers on asyncio.Queue", _worker_pool(atrivial, 100), n),
+        Cell("fanout async, default", _fanout(atrivial, "async"), n),
+        Cell("fanout.amap under asyncio.run", _fanout_amap_stdlib_loop(atrivial), n),
+    ]
+    ppe = [Cell(f"ProcessPoolExecutor(2).map, chunksize={c}", _ppe_map(c), small if c == 1 else n)
+           for c in (1, 100, 1000, 10000)]
+    peers = [Cell("multiprocessing.Pool(2).map", _mp_pool, n)]
     if _optional("joblib"):
-        add("joblib Parallel(n_jobs=2) (loky)", _joblib)
+        peers.append(Cell("joblib Parallel(n_jobs=2) (loky)", _joblib, n))
     if _optional("mpire"):
-        add("mpire WorkerPool(2).map", _mpire)
-    add("fanout process, no chunksize", _fanout(trivial, "process"), ref=best.name, target=1.0,
-        note="vs best PPE chunksize")
-    add("fanout process vs multiprocessing.Pool", _fanout(trivial, "process"),
-        ref="multiprocessing.Pool(2).map", note="context")
+        peers.append(Cell("mpire WorkerPool(2).map", _mpire, n))
+    cells += ppe + peers + [
+        Cell("fanout process, no chunksize", _fanout(trivial, "process"), n),
+        Cell("plain loop", _plain_loop, n),
+        Cell("loop recording value/error/time", _careful_loop, n),
+        Cell("fanout sequential", _fanout(trivial, "sequential"), n),
+    ]
+    measure_all(cells, repeat)
 
-    # sequential
-    add("plain loop", _plain_loop)
-    add("loop recording value/error/time", _careful_loop)
-    add("fanout sequential", _fanout(trivial, "sequential"), ref="plain loop", note="context")
-    add("fanout sequential vs recording loop", _fanout(trivial, "sequential"),
-        ref="loop recording value/error/time", note="context")
-    return rows
+    best = max(ppe, key=lambda c: c.rate).name
+    compares = [
+        Compare("fanout thread, concurrency=8", "ThreadPoolExecutor(8).map", 1.0),
+        Compare("fanout thread, default", "ThreadPoolExecutor(8).map", 1.0),
+        Compare("fanout thread, concurrency=8", "run_in_executor per item (TPE 8)"),
+        Compare("fanout async, default", "gather + Semaphore(100)", 1.0),
+        Compare("fanout async, default", "100 workers on asyncio.Queue", None, "the aim"),
+        Compare("fanout async, default", "gather + Semaphore(100), uvloop"),
+        Compare("fanout.amap under asyncio.run", "gather + Semaphore(100)", None,
+                "same loop as the reference"),
+        Compare("fanout process, no chunksize", best, 1.0, "best hand-tuned chunksize"),
+        *(Compare("fanout process, no chunksize", p.name) for p in peers),
+        Compare("fanout sequential", "plain loop"),
+        Compare("fanout sequential", "loop recording value/error/time"),
+    ]
+    return cells, compares
 
 
 # ---------------------------------------------------------- section 2: sleep
 
 
-def section_sleep(n: int, repeat: int) -> tuple[list[Row], float]:
+def section_sleep(n: int, repeat: int) -> tuple[list[Cell], list[Compare], float]:
     minimum = n / SLEEP_CONCURRENCY * SLEEP
     c = SLEEP_CONCURRENCY
-    cells: list[tuple[str, Callable[[int], Any]]] = [
-        ("ThreadPoolExecutor(100).map, time.sleep", _tpe_map(c, sleepy)),
-        ("fanout thread, concurrency=100", _fanout(sleepy, "thread", concurrency=c)),
-        ("gather + Semaphore(100), asyncio.sleep", _gather_semaphore(asleepy, c)),
-        ("fanout async, concurrency=100", _fanout(asleepy, "async", concurrency=c)),
+    cells = [
+        Cell("ThreadPoolExecutor(100).map, time.sleep", _tpe_map(c, sleepy), n),
+        Cell("fanout thread, concurrency=100", _fanout(sleepy, "thread", concurrency=c), n),
+        Cell("gather + Semaphore(100), asyncio.sleep", _gather_semaphore(asleepy, c), n),
+        Cell("fanout async, concurrency=100", _fanout(asleepy, "async", concurrency=c), n),
     ]
-    rows = []
-    for name, run in cells:
-        print(f"  {name} ...", end="", flush=True, file=sys.stderr)
-        row = Row("sleep", name, n, measure(name, run, n, repeat),
-                  target=1.05 if name.startswith("fanout") else None)
-        print(f" {row.seconds:.3f} s", file=sys.stderr)
-        rows.append(row)
-    return rows, minimum
+    measure_all(cells, repeat)
+    compares = [
+        Compare("fanout thread, concurrency=100", "minimum", 1.05),
+        Compare("fanout async, concurrency=100", "minimum", 1.05),
+        Compare("fanout thread, concurrency=100", "ThreadPoolExecutor(100).map, time.sleep"),
+        Compare("fanout async, concurrency=100", "gather + Semaphore(100), asyncio.sleep"),
+    ]
+    return cells, compares, minimum
 
 
 # --------------------------------------------------------- section 3: memory
@@ -447,6 +461,13 @@ def _verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
     return f"{sign}{target:.2f}x {'met' if met else 'MISSED'}"
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def header(args: argparse.Namespace) -> str:
     import importlib.metadata as md
 
@@ -467,46 +488,43 @@ def header(args: argparse.Namespace) -> str:
         f"  repeats : {args.repeat} (median), pool start-up included in every cell; "
         f"multiprocessing default start method: {multiprocessing.get_start_method()}",
         f"  date    : {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
+        f"  load    : {_load()} at the start (other work on the machine makes figures noisy;"
+        " see the spread column)",
     ]
     return "\n".join(lines)
 
 
-def report_trivial(rows: list[Row]) -> tuple[str, list[tuple[str, str]]]:
-    by_name = {r.name: r for r in rows}
-    table: list[list[str]] = []
-    verdicts: list[tuple[str, str]] = []
-    for r in rows:
-        ratio = verdict = ""
-        if r.ref is not None:
-            ref = by_name[r.ref]
-            value = r.rate / ref.rate
-            ratio = f"{value:.2f}x {ref.name}"
-            if r.target is not None:
-                verdict = _verdict(value, r.target)
-                verdicts.append((r.name, f"{value:.2f}x {ref.name}: {verdict}"))
-            elif r.note:
-                verdict = r.note
-        elif r.note:
-            verdict = r.note
-        table.append([r.name, f"{r.n:,}", f"{r.seconds:.3f}", f"{r.rate:,.0f}", ratio, verdict])
-    text = _table(["trivial tasks", "items", "median s", "tasks/s", "ratio (fanout / ref)",
-                   "target"], table, {1, 2, 3})
-    return text, verdicts
+def report_cells(title: str, cells: list[Cell], minimum: float | None = None) -> str:
+    rows = []
+    for c in cells:
+        last = f"{c.seconds / minimum:.3f}x" if minimum else f"{c.rate:,.0f}"
+        rows.append([c.name, f"{c.n:,}", f"{c.seconds:.3f}", f"{c.spread:.0%}", last])
+    last_head = f"/ minimum {minimum:.2f} s" if minimum else "tasks/s"
+    return _table([title, "items", "median s", "spread", last_head], rows, {1, 2, 3, 4})
 
 
-def report_sleep(rows: list[Row], minimum: float) -> tuple[str, list[tuple[str, str]]]:
-    table: list[list[str]] = []
+def report_ratios(cells: list[Cell], compares: list[Compare], minimum: float | None = None,
+                  ) -> tuple[str, list[tuple[str, str]]]:
+    """Ratios fanout / reference (throughput), or time / minimum (lower is better)."""
+    by_name = {c.name: c for c in cells}
+    rows: list[list[str]] = []
     verdicts: list[tuple[str, str]] = []
-    for r in rows:
-        ratio = r.seconds / minimum
-        verdict = _verdict(ratio, r.target, higher_is_better=False) if r.target else "stdlib"
-        if r.target:
-            verdicts.append((r.name, f"{ratio:.3f}x minimum: {verdict}"))
-        table.append([r.name, f"{r.n:,}", f"{r.seconds:.3f}", f"{ratio:.3f}x", verdict])
-    title = f"{SLEEP * 1000:.0f} ms sleep, concurrency {SLEEP_CONCURRENCY}"
-    text = _table([title, "calls", "median s", f"/ minimum {minimum:.2f} s", "target"], table,
-                  {1, 2, 3})
-    return text, verdicts
+    for cmp in compares:
+        cell = by_name[cmp.cell]
+        if cmp.ref == "minimum":
+            assert minimum is not None
+            ratio, higher = cell.seconds / minimum, False
+            ref = f"theoretical minimum {minimum:.2f} s"
+        else:
+            ratio, higher = cell.rate / by_name[cmp.ref].rate, True
+            ref = cmp.ref
+        verdict = _verdict(ratio, cmp.target, higher) if cmp.target is not None else "context"
+        if cmp.note:
+            verdict = f"{verdict} ({cmp.note})"
+        if cmp.target is not None:
+            verdicts.append((cmp.cell, f"{ratio:.2f}x {ref}: {verdict}"))
+        rows.append([cmp.cell, ref, f"{ratio:.2f}x", verdict])
+    return _table(["fanout cell", "reference", "ratio", "target"], rows, {2}), verdicts
 
 
 def report_memory(cells: list[tuple[str, int, float | None, float, str]],
@@ -524,6 +542,11 @@ def report_memory(cells: list[tuple[str, int, float | None, float, str]],
     text = _table(["peak RSS (fresh process)", "items", "s", "items/s", "peak MB", "note"], table,
                   {1, 2, 3, 4})
     return text, verdicts
+
+
+def _dump_cells(cells: list[Cell]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "n": c.n, "times": c.times, "median": c.seconds, "rate": c.rate}
+            for c in cells]
 
 
 def main() -> None:
@@ -545,7 +568,7 @@ def main() -> None:
         parser.error("--repeat must be >= 1")
     sections = args.only or ["trivial", "sleep", "memory"]
     n_trivial = 20_000 if args.quick else 100_000
-    n_sleep = 500 if args.quick else 2_000
+    n_sleep = 2_000  # even with --quick: the target is defined at this size (~1 s a cell)
     n_mem_fanout, n_mem_tpe = (1_000_000, 200_000) if args.quick else (10_000_000, 2_000_000)
 
     print(header(args))
@@ -553,26 +576,28 @@ def main() -> None:
     dump: dict[str, Any] = {}
     if "trivial" in sections:
         print(f"\n[1/3] {n_trivial:,} trivial tasks per cell", file=sys.stderr)
-        rows = section_trivial(n_trivial, args.repeat)
-        text, v = report_trivial(rows)
+        cells, compares = section_trivial(n_trivial, args.repeat)
+        ratios, v = report_ratios(cells, compares)
         verdicts += v
-        print("\n" + text)
-        dump["trivial"] = [r.__dict__ | {"rate": r.rate} for r in rows]
+        print("\n" + report_cells("trivial tasks", cells) + "\n\n" + ratios)
+        dump["trivial"] = _dump_cells(cells)
     if "sleep" in sections:
         print(f"\n[2/3] {n_sleep:,} sleeps of {SLEEP * 1000:.0f} ms", file=sys.stderr)
-        rows, minimum = section_sleep(n_sleep, args.repeat)
-        text, v = report_sleep(rows, minimum)
+        cells, compares, minimum = section_sleep(n_sleep, args.repeat)
+        title = f"{SLEEP * 1000:.0f} ms sleep, concurrency {SLEEP_CONCURRENCY}"
+        ratios, v = report_ratios(cells, compares, minimum)
         verdicts += v
-        print("\n" + text)
-        dump["sleep"] = {"minimum": minimum, "rows": [r.__dict__ for r in rows]}
+        print("\n" + report_cells(title, cells, minimum) + "\n\n" + ratios)
+        dump["sleep"] = {"minimum": minimum, "cells": _dump_cells(cells)}
     if "memory" in sections:
         print("\n[3/3] peak memory, fresh subprocesses", file=sys.stderr)
-        cells = section_memory(n_mem_fanout, n_mem_tpe)
-        text, v = report_memory(cells)
+        mem = section_memory(n_mem_fanout, n_mem_tpe)
+        text, v = report_memory(mem)
         verdicts += v
         print("\n" + text)
         dump["memory"] = [dict(zip(("name", "n", "seconds", "peak_mb", "note"), c, strict=True))
-                          for c in cells]
+                          for c in mem]
+    print(f"\nload average at the end: {_load()}")
     if verdicts:
         print("\ntargets")
         width = max(len(name) for name, _ in verdicts)
