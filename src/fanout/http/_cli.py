@@ -383,7 +383,7 @@ def _run(source: str, label: str, ctx: Context, output: str, statuses: frozenset
     except JournalError as exc:
         die(f"cannot write output {exc}", EXIT_OUTPUT)
 
-    todo = max(0, checked.count - len(found.done))
+    todo = checked.left(found.done)
     items = _Items(source, ctx, checked, found.done, todo)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
                       kept_failed=len(found.failed))
@@ -394,9 +394,10 @@ def _run(source: str, label: str, ctx: Context, output: str, statuses: frozenset
     stop = _Stop()
     started = time.perf_counter()
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_send(items, client, journal, opts, RecordMaker(
-                include_headers=include_headers), summary, stop))
+        if todo:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(_send(items, client, journal, opts, RecordMaker(
+                    include_headers=include_headers), summary, stop))
     except fanout.ConfigError as exc:
         die(str(exc))
     finally:

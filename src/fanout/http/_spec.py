@@ -296,6 +296,15 @@ class Checked:
     invalid: dict[int, str] = field(default_factory=dict)
     #: line number -> id, for invalid lines whose id could be read
     invalid_ids: dict[int, str | int] = field(default_factory=dict)
+    #: the ids of the valid lines
+    ids: set[str | int] = field(default_factory=set)
+
+    def left(self, done: set[Any]) -> int:
+        """How many lines remain to send when the ids in ``done`` are already done."""
+        if not done:
+            return self.count
+        return sum(1 for i in self.ids if i not in done) + sum(
+            1 for i in self.invalid_ids.values() if i not in done)
 
 
 class InputError(Exception):
@@ -335,6 +344,7 @@ def validate(handle: IO[bytes], ctx: Context, *, skip_invalid: bool) -> Checked:
             checked.invalid_ids[lineno] = _salvage_id(raw, lineno)
         index += 1
     checked.count = index
+    checked.ids = set(seen)
     return checked
 
 
