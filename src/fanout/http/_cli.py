@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import re
@@ -422,8 +423,10 @@ def _run(source: str, label: str, ctx: Context, output: str, statuses: frozenset
         except OSError as exc:
             die(f"{summary_json}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
     if stop.error is not None:
-        die(f"cannot write output {stop.error}; stopped sending. Free space, then rerun "
-            "with --resume", EXIT_OUTPUT)
+        full = stop.error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+        hint = "free space (or raise the file size limit), then " if full else ""
+        die(f"cannot write output {stop.error}; stopped sending: {hint}rerun with --resume",
+            EXIT_OUTPUT)
     click.echo(summary.render(wall, interrupted=interrupted), err=True)
     if found.failed:
         click.echo(f"  {len(found.failed)} failed records kept from before "
