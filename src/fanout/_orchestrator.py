@@ -90,7 +90,8 @@ class Run:
         self._max_batch = 1 if (config.timeout is not None or config.rate) else executor_.max_batch
         self._batch = 1
         self._per_item = 0.0
-        self._window = max(1024, 8 * config.concurrency) + 2 * config.concurrency * self._max_batch
+        batching = min(2 * config.concurrency * self._max_batch, 65536)
+        self._window = max(1024, 8 * config.concurrency) + batching
         self._first: list[Any] = []
         self.done = 0
         self.failed = 0

@@ -25,7 +25,13 @@ from typing import Any
 
 from fanout import _worker
 from fanout._calls import Outcome, failed
-from fanout._errors import CallTimeout, ConfigError, NotPicklableError, WorkerCrashed
+from fanout._errors import (
+    CallTimeout,
+    ConfigError,
+    FanoutError,
+    NotPicklableError,
+    WorkerCrashed,
+)
 from fanout._executors import Executor
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -98,6 +104,22 @@ class _Slot:
         child_conn.close()
         self.proc, self.conn = proc, parent_conn
         self.pool.note_started()
+        try:
+            kind, body = pickle.loads(parent_conn.recv_bytes())
+        except (EOFError, OSError):
+            how = _describe_death(self.stop_process(kill=True))
+            raise FanoutError(
+                f"a process-mode worker died while starting ({how}), before running anything: "
+                "a script that uses process mode needs its work under an "
+                "`if __name__ == '__main__':` guard; see the worker's error above"
+            ) from None
+        if kind == "init_error":
+            self.stop_process(kill=True)
+            raise ConfigError(
+                f"process mode could not load {self.pool.where} in a worker process ({body}): "
+                "define it in an importable module (scripts need an "
+                "`if __name__ == '__main__':` guard), or use mode='thread'"
+            )
 
     def stop_process(self, kill: bool) -> int | None:
         proc, conn = self.proc, self.conn
@@ -150,17 +172,9 @@ class _Slot:
                 self.stop_process(kill=True)
                 return failed(CallTimeout(timeout, "; its worker process was killed"),
                               time.perf_counter() - start)
-            kind, body = pickle.loads(conn.recv_bytes())
+            _, body = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return self._died(items, timeout, time.perf_counter() - start)
-        if kind == "init_error":
-            self.stop_process(kill=True)
-            self.pool.init_error = body
-            raise ConfigError(
-                f"process mode could not load {self.pool.where} in a worker process ({body}): "
-                "define it in an importable module (scripts need an "
-                "`if __name__ == '__main__':` guard), or use mode='thread'"
-            )
         outcome: Outcome = body
         return outcome
 
@@ -228,7 +242,6 @@ class ProcessExecutor(Executor):
         self.size = size
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.cancelling = False
-        self.init_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: list[_Slot] = []
         self._threads: list[threading.Thread] = []

@@ -26,6 +26,7 @@ def main(conn: Connection, fn_bytes: bytes) -> None:
     except Exception as exc:
         conn.send_bytes(pickle.dumps(("init_error", f"{type(exc).__name__}: {exc}")))
         return
+    conn.send_bytes(pickle.dumps(("ready", None)))
     runner = SyncRunner(fn)
     while True:
         try:

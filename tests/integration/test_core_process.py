@@ -164,3 +164,17 @@ def test_ctrl_c_in_the_library_keeps_finished_results() -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
     assert out.strip() == "[0, 1, 2, 3, 4]"
+
+
+def test_a_script_without_main_guard_gets_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import fanout\n"
+        "def f(x):\n"
+        "    return x\n"
+        "print(len(fanout.map(f, range(1000), mode='process')))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode != 0
+    assert "if __name__ == '__main__':" in proc.stderr.splitlines()[-1]
