@@ -160,6 +160,29 @@ def current_rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def tree_counts() -> tuple[int, int]:
+    """Threads of this process and the number of its descendant processes."""
+    me = psutil.Process()
+    return me.num_threads(), len(me.children(recursive=True))
+
+
+def settle(target: tuple[int, int], limit: float = 60.0) -> tuple[int, int]:
+    """Wait until threads and child processes are back down to ``target``, or have
+    stopped changing for 0.2 s (something stays for good), or ``limit`` s passed;
+    the counts reached."""
+    now = tree_counts()
+    deadline = time.monotonic() + limit
+    unchanged_since = time.monotonic()
+    while now[0] > target[0] or now[1] > target[1]:
+        if time.monotonic() >= deadline or time.monotonic() - unchanged_since >= 0.2:
+            break
+        time.sleep(0.01)
+        previous, now = now, tree_counts()
+        if now != previous:
+            unchanged_since = time.monotonic()
+    return now
+
+
 def measure(fn: Callable[[], T]) -> tuple[T, Usage]:
     """Run ``fn()`` once and report what it used."""
     sampler = _Sampler()

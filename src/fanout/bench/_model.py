@@ -27,11 +27,6 @@ class Spread:
     def of(cls, values: list[float]) -> Spread:
         return cls(statistics.median(values), min(values), max(values))
 
-    @property
-    def relative(self) -> float:
-        """(max - min) / median: how noisy the repeats were."""
-        return (self.max - self.min) / self.median if self.median > 0 else 0.0
-
 
 @dataclass
 class Cell:

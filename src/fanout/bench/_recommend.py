@@ -1,8 +1,8 @@
 """The recommendation: derived from the measured cells, never from the workload's name.
 
-1. The cell with the highest median throughput is the best; every cell whose
-   median is within noise of it (the larger of the repeats' relative spread and
-   a floor) is a candidate.
+1. The cell with the highest median throughput is the best; every cell within
+   noise of it (its fastest run reaches the best's slowest, or its median is
+   within a floor of 5%, 15% with fewer than 3 repeats) is a candidate.
 2. The simplest candidate wins: sequential, then thread, then async, then
    process (a thread pool works with any sync library, async needs an async
    one, processes need picklable calls and cost an interpreter each), and the
@@ -43,8 +43,11 @@ def noise_floor(cell: Cell) -> float:
 
 
 def within_noise(best: Cell, other: Cell) -> bool:
-    noise = max(noise_floor(best), best.throughput.relative, other.throughput.relative)
-    return other.throughput.median >= best.throughput.median * (1.0 - noise)
+    """The runs overlap (other's fastest reaches best's slowest), or the medians are
+    closer than the noise floor."""
+    if other.throughput.max >= best.throughput.min:
+        return True
+    return other.throughput.median >= best.throughput.median * (1.0 - noise_floor(best))
 
 
 def _simplicity(cell: Cell) -> tuple[int, int]:
@@ -60,10 +63,9 @@ def _memory_differs(cells: list[Cell]) -> bool:
 
 
 def _baseline(cells: list[Cell]) -> Cell | None:
+    """One call at a time: the fastest cell at concurrency 1, whatever its mode."""
     alone = [c for c in cells if c.concurrency == 1]
-    sequential = [c for c in alone if c.mode == "sequential"]
-    pool = sequential or alone
-    return max(pool, key=lambda c: c.throughput.median) if pool else None
+    return max(alone, key=lambda c: c.throughput.median) if alone else None
 
 
 def _cpu_share(cell: Cell) -> float | None:
@@ -78,7 +80,8 @@ def _times(ratio: float) -> str:
 
 
 def _speedups(cells: list[Cell], baseline: Cell) -> str:
-    """'processes 1.9x at 2, threads 1.0x' — each mode's best, fastest first."""
+    """'processes 1.9x at 2, threads 1.0x': each mode's best against the baseline
+    (one call at a time), fastest first."""
     best_per_mode: dict[str, Cell] = {}
     for cell in cells:
         seen = best_per_mode.get(cell.mode)
