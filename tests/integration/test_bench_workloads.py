@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from fanout.bench._measure import cpu_count
@@ -51,3 +57,40 @@ def test_cpu_theoretical_minimum_uses_the_sequential_time_per_item() -> None:
     sequential = next(c for c in report.cells if c.mode == "sequential")
     assert sequential.ratio_to_min == pytest.approx(1.0)
     assert all(c.theoretical_min_s is not None for c in report.cells)
+
+
+def _limit_address_space() -> None:
+    # 10,000 thread stacks need far more than 1 GB of address space; coroutines don't
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_threads_that_cannot_start_are_reported(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fanout",
+            "bench",
+            "--workloads",
+            "memory",
+            "--quick",
+            "--json",
+            str(tmp_path / "m.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        preexec_fn=_limit_address_space,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (workload,) = json.loads((tmp_path / "m.json").read_text())["workloads"]
+    cells = {c["mode"]: c for c in workload["cells"]}
+    assert cells["thread"]["status"] == "failed"
+    assert "can't start new thread" in cells["thread"]["error"]
+    assert "of 10,000 thread waits started" in cells["thread"]["error"]
+    assert cells["async"]["status"] == "ok"
+    rec = workload["recommendation"]
+    assert (rec["mode"], rec["kind"]) == ("async", "memory-bound")
+    assert "threads failed" in rec["reason"]
+    assert "failed: RuntimeError" in proc.stdout

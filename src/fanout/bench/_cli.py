@@ -9,9 +9,13 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from fanout.bench._runner import BenchConfig
+    from fanout.bench._workloads import Workload
 
 EXIT_USAGE = 2
 EXIT_FAILURES = 1
@@ -211,7 +215,11 @@ def bench_command(
 
 
 def _run(
-    config: Any, workloads: list[Any], json_path: str | None, plot_path: str | None, user: bool
+    config: BenchConfig,
+    workloads: list[Workload],
+    json_path: str | None,
+    plot_path: str | None,
+    user: bool,
 ) -> None:
     from rich.console import Console
 

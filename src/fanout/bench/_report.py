@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -151,11 +150,7 @@ def make_console() -> Console:
     return console
 
 
-def to_json(report: BenchReport) -> dict[str, Any]:
-    return report.to_json()
-
-
 def write_json(report: BenchReport, path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(to_json(report), f, indent=2)
+        json.dump(report.to_json(), f, indent=2)
         f.write("\n")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fanout.bench._measure import cpu_count, machine_info
+from fanout.bench._measure import cpu_count, gil_enabled, machine_info
 from fanout.bench._model import BenchReport, Cell, WorkloadReport
 from fanout.bench._recommend import recommend
 from fanout.bench._workloads import Planned, Workload
@@ -141,7 +141,7 @@ def run_workload(
     t1 = per_item_seconds(report.cells)
     for cell in report.cells:
         cell.theoretical_min_s = workload.theoretical_min_s(cell.items, cell.concurrency, cores, t1)
-    report.recommendation = recommend(report.cells, cores=cores, gil=machine_info()["gil"])
+    report.recommendation = recommend(report.cells, cores=cores, gil=gil_enabled())
     return report
 
 
