@@ -338,15 +338,18 @@ async def aimap(
     max_retry_after: float = 120.0,
     backoff: float = 0.5,
     max_backoff: float = 30.0,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Result[Any]]:
     """Async ``imap`` on the running loop: ``async for r in fanout.aimap(f, items)``.
 
     ``items`` may also be an async iterable. Cancelling the consumer cancels
-    every call in flight.
+    every call in flight. Setting ``stop`` is a graceful stop: no more calls
+    start, calls in flight are cancelled, and every result that had finished
+    is still yielded (by index) before the iteration ends.
     """
     config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
                      progress, errors, max_retry_after, backoff, max_backoff)
-    run = Run(fn, items, config)
+    run = Run(fn, items, config, stop=stop)
     batches = run.results()
     try:
         async for batch in batches:
@@ -372,11 +375,15 @@ async def amap(
     max_retry_after: float = 120.0,
     backoff: float = 0.5,
     max_backoff: float = 30.0,
+    stop: asyncio.Event | None = None,
 ) -> list[Result[Any]]:
-    """Async ``map`` on the running loop: ``results = await fanout.amap(f, items)``."""
+    """Async ``map`` on the running loop: ``results = await fanout.amap(f, items)``.
+
+    ``stop`` works as in ``aimap``: the results returned are those that finished.
+    """
     config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
                      progress, errors, max_retry_after, backoff, max_backoff)
-    run = Run(fn, items, config)
+    run = Run(fn, items, config, stop=stop)
     out: list[Result[Any]] = []
     batches = run.results()
     try:

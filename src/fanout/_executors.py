@@ -90,12 +90,13 @@ class AsyncExecutor(Executor):
 
 
 class _Job:
-    __slots__ = ("abandoned", "future", "items")
+    __slots__ = ("abandoned", "future", "items", "thread")
 
     def __init__(self, items: list[Any], future: asyncio.Future[Outcome]) -> None:
         self.items = items
         self.future = future
         self.abandoned = False
+        self.thread: threading.Thread | None = None
 
 
 class ThreadExecutor(Executor):
@@ -120,6 +121,8 @@ class ThreadExecutor(Executor):
         self._wake_pending = False
         self._threads = 0
         self._busy = 0  # jobs handed over and not finished, abandoned ones included
+        self._all: list[threading.Thread] = []
+        self._abandoned: set[threading.Thread] = set()
         self._started = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -132,6 +135,7 @@ class ThreadExecutor(Executor):
         thread = threading.Thread(
             target=self._work, name=f"fanout-thread-{self._started}", daemon=True
         )
+        self._all.append(thread)
         thread.start()
 
     def _work(self) -> None:
@@ -142,6 +146,13 @@ class ThreadExecutor(Executor):
                 job = jobs.get()
                 if job is None:
                     return
+                with self._lock:
+                    job.thread = threading.current_thread()
+                    skip = job.abandoned  # timed out or cancelled while queued
+                    if skip:
+                        self._busy -= 1
+                if skip:
+                    continue
                 result: Outcome | BaseException
                 try:
                     result = runner.run_batch(job.items)
@@ -201,7 +212,7 @@ class ThreadExecutor(Executor):
             try:
                 return await job.future
             except asyncio.CancelledError:
-                job.abandoned = True
+                self._note_abandoned(job)
                 raise
         start = time.perf_counter()
         try:
@@ -209,16 +220,33 @@ class ThreadExecutor(Executor):
         except TimeoutError:
             # Python cannot stop a thread: mark the call timed out and discard
             # its late value; the next submit starts a fresh thread in its place.
-            job.abandoned = True
+            self._note_abandoned(job)
             return failed(CallTimeout(timeout), time.perf_counter() - start)
         except asyncio.CancelledError:
-            job.abandoned = True
+            self._note_abandoned(job)
             raise
+
+    def _note_abandoned(self, job: _Job) -> None:
+        with self._lock:
+            job.abandoned = True
+            if job.thread is not None:
+                self._abandoned.add(job.thread)
 
     async def aclose(self, cancel: bool = False) -> None:
         self._closed = True
         for _ in range(self._threads):
             self._jobs.put(None)
+        if not cancel:
+            # Idle threads exit at once; waiting for them keeps a following
+            # batch from starting its threads while these are still winding down.
+            # Abandoned ones (a timed-out call still running) are never waited for.
+            idle = [t for t in self._all if t not in self._abandoned]
+            await asyncio.to_thread(_join_all, idle)
+
+
+def _join_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
 
 
 def _default_concurrency(mode: str) -> int:

@@ -59,8 +59,11 @@ class Run:
         items: Any,
         config: RunConfig,
         executor: Executor | None = None,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.config = config
+        self._stop_event = stop
+        self._stop_requested = False
         self.fn = fn
         self.executor = executor or create_executor(config.mode, fn, config.concurrency)
         self._total: int | None = None
@@ -112,9 +115,21 @@ class Run:
             workers = [
                 loop.create_task(self._worker()) for _ in range(self.config.concurrency)
             ]
+            if self._stop_event is not None:
+                workers.append(loop.create_task(self._watch_stop(self._stop_event)))
             while True:
                 if self._failure is not None:
                     raise self._failure
+                if self._stop_requested:
+                    # Graceful stop: cancel what runs, hand out what finished, end.
+                    self._stopping = True
+                    for task in workers:
+                        task.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    rest = self.finished()
+                    if rest:
+                        yield rest
+                    break
                 if self._ready:
                     batch, self._ready = self._ready, []
                     self._delivered += len(batch)
@@ -139,6 +154,11 @@ class Run:
             await self.executor.aclose(cancel=not clean)
             if self._progress is not None:
                 self._progress.stop()
+
+    async def _watch_stop(self, event: asyncio.Event) -> None:
+        await event.wait()
+        self._stop_requested = True
+        self._wake_consumer()
 
     def finished(self) -> list[Result[Any]]:
         """Results that finished but were not yet handed out (after a stop), by index."""
@@ -193,6 +213,7 @@ class Run:
         if self._progress is not None and self._total is None:
             self._progress.total = self._taken
         self._wake_workers()
+        self._wake_consumer()
 
     # ----------------------------------------------------------- the workers
     async def _next_job(self) -> _Job | None:

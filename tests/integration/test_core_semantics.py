@@ -270,3 +270,50 @@ def test_result_objects_are_complete() -> None:
     assert isinstance(r, Result)
     assert (r.index, r.item, r.ok, r.value, r.error, r.attempts) == (0, 21, True, 42, None, 1)
     assert r.elapsed >= 0.0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("items", [[], [7]])
+def test_empty_and_single_item_inputs_end(mode: str, items: list[int]) -> None:
+    results = fanout.map(jobs.double, items, mode=mode, concurrency=1, timeout=5)  # type: ignore[arg-type]
+    assert [r.value for r in results] == [2 * x for x in items]
+
+    async def main() -> list[int]:
+        return [r.value async for r in fanout.aimap(jobs.adouble, iter(items), timeout=5)]
+
+    assert asyncio.run(main()) == [2 * x for x in items]
+
+
+def test_rate_limited_run_with_one_worker_ends() -> None:
+    results = fanout.map(jobs.double, range(5), concurrency=1, rate="100/s")
+    assert [r.value for r in results] == [0, 2, 4, 6, 8]
+
+
+def test_graceful_stop_yields_every_finished_result() -> None:
+    async def work(x: int) -> int:
+        if x == 0:
+            await asyncio.sleep(600)  # the head of line never finishes
+        return x
+
+    async def main() -> list[int]:
+        stop = asyncio.Event()
+        seen: list[int] = []
+
+        async def stopper() -> None:
+            await asyncio.sleep(0.3)
+            stop.set()
+
+        task = asyncio.ensure_future(stopper())
+        async for r in fanout.aimap(work, range(10), concurrency=10, stop=stop):
+            seen.append(r.index)
+        await task
+        return seen
+
+    # ordered: items 1-9 wait behind item 0 in the reorder buffer, yet are kept
+    assert asyncio.run(main()) == list(range(1, 10))
+
+
+def test_thread_pool_threads_are_gone_when_map_returns() -> None:
+    before = threading.active_count()
+    fanout.map(time.sleep, [0.01] * 200, mode="thread", concurrency=200)
+    assert threading.active_count() <= before + 1
