@@ -466,3 +466,23 @@ def test_resume_skips_done_ids_and_retry_failed_redoes_failures_once(
     recs = records(out)
     assert sorted(r["id"] for r in recs) == ["a", "b", "c"]
     assert all(r["ok"] for r in recs)
+
+
+# --------------------------------------------------------------------------- example
+def test_the_readme_example_file_runs_against_the_mock_server(
+    mock_server: MockServer, tmp_path: Path
+) -> None:
+    example = Path(__file__).parents[2] / "examples" / "requests.jsonl"
+    req = tmp_path / "requests.jsonl"
+    req.write_text(example.read_text().replace("http://127.0.0.1:8765", mock_server.url)
+                   .replace("readme-example", unique("readme")))
+    out = tmp_path / "results.jsonl"
+    result = run([str(req), "-o", str(out), "-c", "20", "--rate", "6000/min", "--retries", "5"],
+                 env={"API_KEY": SECRET})
+    assert result.exit_code == 0, result.output
+    recs = records(out)
+    assert len(recs) == len(example.read_text().splitlines()) and all(r["ok"] for r in recs)
+    answers = {r["id"]: r["json"]["choices"][0]["message"]["content"]
+               for r in recs if str(r["id"]).startswith("chat-")}
+    assert answers["chat-1"] == "6" and answers["chat-2"] == "144"
+    assert SECRET not in out.read_text()

@@ -29,8 +29,7 @@ def spec(**kw: Any) -> RequestSpec:
 
 def response(status: int = 200, body: bytes = b'{"a": 1}', headers: Any = None,
              truncated: bool = False) -> Response:
-    return Response(status, "OK" if status == 200 else "Nope", headers, body, truncated,
-                    "http://h/x")
+    return Response(status, "OK" if status == 200 else "Nope", headers, body, truncated)
 
 
 def line_of(result: Result[Any], include_headers: bool = False) -> dict[str, Any]:

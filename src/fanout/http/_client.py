@@ -32,7 +32,7 @@ _READ_CHUNK = 65536
 class Response:
     """What is kept of one HTTP response."""
 
-    __slots__ = ("body", "headers", "reason", "status", "truncated", "url")
+    __slots__ = ("body", "headers", "reason", "status", "truncated")
 
     def __init__(
         self,
@@ -41,14 +41,12 @@ class Response:
         headers: list[tuple[str, str]] | None,
         body: bytes,
         truncated: bool,
-        url: str,
     ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
         self.body = body
         self.truncated = truncated
-        self.url = url
 
 
 class HTTPStatusError(Exception):
@@ -65,7 +63,7 @@ class HTTPStatusError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.throttle = response.status == 429
-        super().__init__(f"HTTP {response.status} {response.reason}".rstrip())
+        super().__init__(f"HTTP {response.status} {_reason(response)}".rstrip())
 
 
 class TooManyRedirects(Exception):
@@ -117,11 +115,11 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, (aiohttp.ClientError, OSError, TimeoutError, asyncio.TimeoutError))
 
 
-def _reason(status: int, given: str | None) -> str:
-    if given:
-        return given
+def _reason(response: Response) -> str:
+    if response.reason:
+        return response.reason
     try:
-        return HTTPStatus(status).phrase
+        return HTTPStatus(response.status).phrase
     except ValueError:
         return ""
 
@@ -241,8 +239,7 @@ class HttpClient:
                     truncated = True
             body = bytes(kept)
         headers = list(resp.headers.items()) if self.include_headers else None
-        return Response(resp.status, _reason(resp.status, resp.reason), headers, body,
-                        truncated, str(resp.url))
+        return Response(resp.status, resp.reason or "", headers, body, truncated)
 
     async def _finish(self, resp: aiohttp.ClientResponse) -> Response:
         response = await self._response(resp)

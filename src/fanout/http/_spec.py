@@ -28,15 +28,17 @@ _FIELD_SET = frozenset(FIELDS)
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCALARS = (str, int, float)
+_SPACE = re.compile(r"\s").search
 
 
 class SpecError(ValueError):
     """What is wrong with one input line (the caller adds ``FILE:LINE:``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestSpec:
-    """One request to send, fully resolved (headers merged, ``${VAR}`` filled)."""
+    """One request to send, fully resolved (headers merged, ``${VAR}`` filled); not
+    to be changed once made (not frozen: building it must be cheap)."""
 
     id: str | int
     index: int
@@ -152,7 +154,7 @@ def _check_url(url: Any) -> str:
         raise SpecError(f'"url" must be an http:// or https:// URL (it has {shown})')
     if not parts.hostname:
         raise SpecError('"url" has no host')
-    if any(c.isspace() for c in url):
+    if _SPACE(url):
         raise SpecError('"url" contains whitespace (encode it as %20)')
     return url
 
@@ -199,8 +201,13 @@ def _check_id(value: Any, lineno: int) -> str | int:
     return value
 
 
-def parse_line(raw: bytes, lineno: int, index: int, ctx: Context) -> RequestSpec:
-    """One input line (not blank) as a request; ``SpecError`` says what is wrong."""
+def parse_line(
+    raw: bytes, lineno: int, index: int, ctx: Context, *, checked: bool = False
+) -> RequestSpec:
+    """One input line (not blank) as a request; ``SpecError`` says what is wrong.
+
+    ``checked``: the line passed ``validate`` already; skip re-checking its URL.
+    """
     text = raw.strip()
     first = text[:1]
     if first in (b"{", b"\"", b"[") or text[:1].isdigit() or text in (b"true", b"false", b"null"):
@@ -211,19 +218,19 @@ def parse_line(raw: bytes, lineno: int, index: int, ctx: Context) -> RequestSpec
         except UnicodeDecodeError:
             raise SpecError("is not valid UTF-8") from None
         if isinstance(value, str):
-            return _simple_get(_check_url(value), lineno, index, ctx)
+            return _simple_get(value if checked else _check_url(value), lineno, index, ctx)
         if not isinstance(value, dict):
             raise SpecError(
                 f"expected a JSON object, a JSON string or a URL (got {_describe(value)})"
             )
-        return _from_object(value, lineno, index, ctx)
+        return _from_object(value, lineno, index, ctx, checked)
     try:
         url = text.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError("is not valid UTF-8") from None
     if "://" not in url:
         raise SpecError("is neither a JSON request nor an http(s) URL")
-    return _simple_get(_check_url(url), lineno, index, ctx)
+    return _simple_get(url if checked else _check_url(url), lineno, index, ctx)
 
 
 def _simple_get(url: str, lineno: int, index: int, ctx: Context) -> RequestSpec:
@@ -231,13 +238,15 @@ def _simple_get(url: str, lineno: int, index: int, ctx: Context) -> RequestSpec:
                        sensitive=ctx.sensitive, secrets=ctx.secrets)
 
 
-def _from_object(obj: dict[str, Any], lineno: int, index: int, ctx: Context) -> RequestSpec:
+def _from_object(
+    obj: dict[str, Any], lineno: int, index: int, ctx: Context, checked: bool
+) -> RequestSpec:
     unknown = [k for k in obj if k not in _FIELD_SET]
     if unknown:
         raise SpecError(f'unknown field "{unknown[0]}" (expected: {", ".join(FIELDS)})')
     if "url" not in obj:
         raise SpecError('"url" is missing')
-    url = _check_url(obj["url"])
+    url = obj["url"] if checked else _check_url(obj["url"])
     spec_id = _check_id(obj.get("id"), lineno)
     method = obj.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in _METHOD_SET:
@@ -359,12 +368,15 @@ def iter_specs(
     invalid = checked.invalid
     index = 0
     for lineno, raw in read_lines(handle):
+        item: RequestSpec | InvalidLine
         if lineno in invalid:
-            item: RequestSpec | InvalidLine = InvalidLine(
-                checked.invalid_ids[lineno], index, lineno, invalid[lineno]
-            )
+            item = InvalidLine(checked.invalid_ids[lineno], index, lineno, invalid[lineno])
         else:
-            item = parse_line(raw, lineno, index, ctx)
+            try:
+                item = parse_line(raw, lineno, index, ctx, checked=True)
+            except SpecError as exc:  # the file changed since it was validated
+                item = InvalidLine(_salvage_id(raw, lineno), index, lineno,
+                                   f"{ctx.label}:{lineno}: {exc}")
         index += 1
         if item.id in done:
             continue
