@@ -34,7 +34,9 @@ def test_default_levels_for_thread_and_async() -> None:
 
 def test_quick_uses_fewer_levels_and_process_at_the_core_count() -> None:
     cells, skipped = cells_of("sleep", quick=True, cores=2)
-    assert [c.concurrency for c in cells if c.mode == "thread"] == [1, 8, 64]
+    assert [c.concurrency for c in cells if c.mode == "sequential"] == [1]
+    assert [c.concurrency for c in cells if c.mode == "thread"] == [8, 64]
+    assert any("one call at a time" in s.reason for s in skipped if s.mode == "async")
     assert [c.concurrency for c in cells if c.mode == "process"] == [2]
     assert any("--quick" in s.reason for s in skipped if s.mode == "process")
 
@@ -64,3 +66,8 @@ def test_with_items_shrinks_every_cell() -> None:
     cells, _ = BUILTINS["memory"].with_items(50).plan(ALL, None, 2, True)
     assert {(c.concurrency, c.items) for c in cells} == {(50, 50)}
     assert BUILTINS["memory"].cell_items(10_000, False) == 10_000
+
+
+def test_quick_keeps_concurrency_one_when_there_is_no_sequential_baseline() -> None:
+    cells, _ = BUILTINS["sleep"].plan(["thread", "async"], None, 2, True)
+    assert [c.concurrency for c in cells if c.mode == "thread"] == [1, 8, 64]

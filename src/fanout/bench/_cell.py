@@ -18,6 +18,7 @@ from fanout.bench._workloads import RunOutcome, describe_error, workload_for
 
 #: a cell whose runs are this short gets more repeats, up to this much measured time
 MIN_MEASURED_S = 0.3
+MIN_MEASURED_QUICK_S = 0.1
 MAX_REPEATS = 30
 
 
@@ -50,8 +51,9 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         # threads and worker processes a run leaves exiting must be gone before the
         # next run starts, or it pays for the previous run's teardown
         rest = settle(at_start)
+        enough = MIN_MEASURED_QUICK_S if spec.get("quick") else MIN_MEASURED_S
         while len(out["wall_s"]) < spec["repeats"] or (
-            sum(out["wall_s"]) < MIN_MEASURED_S and len(out["wall_s"]) < MAX_REPEATS
+            sum(out["wall_s"]) < enough and len(out["wall_s"]) < MAX_REPEATS
         ):
             settle(rest)
             outcome: RunOutcome

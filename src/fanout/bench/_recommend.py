@@ -118,6 +118,9 @@ def _memory_parts(cells: list[Cell]) -> str:
             text += f" ({cell.extra_rss_bytes / lightest:.1f}x)"
         if cell.startup is not None:
             text += f", start-up {cell.startup:.2f} s"
+            wait = cell.theoretical_min_s
+            if wait is not None and cell.startup > wait:
+                text += f" (longer than the {wait:g} s wait itself)"
         parts.append(text)
     return "; ".join(parts)
 

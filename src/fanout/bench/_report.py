@@ -116,6 +116,14 @@ def render(report: BenchReport, console: Console) -> None:
         "are peaks over the whole process tree",
         highlight=False,
     )
+    load = report.machine.get("load_average_at_start")
+    if load is not None and load > report.machine["cores"]:
+        console.print(
+            f"[yellow]warning: the machine was busy at the start (load average {load:.1f} on "
+            f"{report.machine['cores']} cores): other programs compete for the CPU, so expect "
+            "noise; rerun when it is quiet[/]",
+            highlight=False,
+        )
     for workload in report.workloads:
         console.print()
         if workload.error:

@@ -68,6 +68,7 @@ def run_cell(
         "items": planned.items,
         "repeats": config.repeats,
         "warmup": config.warmup,
+        "quick": config.quick,
     }
     with tempfile.TemporaryDirectory(prefix="fanout-cell-") as folder:
         result_path = os.path.join(folder, "result.json")
@@ -151,6 +152,8 @@ def run_bench(
     """Every workload in turn; the report carries the machine header and total time."""
     start = time.perf_counter()
     machine = machine_info()
+    # before we add any load of our own: a busy machine makes every number noisy
+    machine["load_average_at_start"] = os.getloadavg()[0]
     report = BenchReport(machine, config.to_json())
     for workload in workloads:
         report.workloads.append(run_workload(workload, config, cpu_count(), progress))

@@ -33,6 +33,7 @@ DEFAULT_LEVELS = (1, 8, 64, 512)
 QUICK_LEVELS = (1, 8, 64)
 #: process mode runs at most this many workers per core
 PROCESSES_PER_CORE = 4
+WARMUP_ITEMS = 2
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ class Workload:
         skipped: list[Skipped] = []
         for mode in modes:
             mode_levels = list(chosen)
+            if quick and default and mode in ("thread", "async") and "sequential" in modes:
+                # one call at a time is measured once, by the sequential cell
+                baseline = "--quick: the sequential cell measures one call at a time"
+                skipped.append(Skipped(mode, 1, baseline))
+                mode_levels = [level for level in mode_levels if level != 1]
             if mode == "process" and default:
                 if quick:
                     skipped += [
@@ -149,7 +155,8 @@ class Workload:
         raise NotImplementedError
 
     def warmup_items(self, n: int, params: dict[str, Any]) -> list[Any]:
-        return self.items(min(n, 8), params)
+        """A few items run once before measuring: imports, first connections, caches."""
+        return self.items(min(n, WARMUP_ITEMS), params)
 
     def function(self, mode: str, params: dict[str, Any]) -> Callable[[Any], Any]:
         raise NotImplementedError
@@ -211,7 +218,7 @@ class SleepWorkload(Workload):
         return [SLEEP_S] * n
 
     def warmup_items(self, n: int, params: dict[str, Any]) -> list[Any]:
-        return [0.0] * min(n, 8)
+        return [0.0] * min(n, WARMUP_ITEMS)
 
     def function(self, mode: str, params: dict[str, Any]) -> Callable[[Any], Any]:
         return async_sleep if mode == "async" else blocking_sleep
@@ -350,7 +357,7 @@ class CpuWorkload(Workload):
         return [CPU_LOOP] * n
 
     def warmup_items(self, n: int, params: dict[str, Any]) -> list[Any]:
-        return [1000] * min(n, 8)
+        return [1000] * min(n, WARMUP_ITEMS)
 
     def function(self, mode: str, params: dict[str, Any]) -> Callable[[Any], Any]:
         return spin_async if mode == "async" else spin
@@ -448,7 +455,7 @@ class MemoryWorkload(Workload):
         return [MEMORY_WAIT_S] * n
 
     def warmup_items(self, n: int, params: dict[str, Any]) -> list[Any]:
-        return [0.0] * 8
+        return [0.0] * WARMUP_ITEMS
 
     def function(self, mode: str, params: dict[str, Any]) -> Callable[[Any], Any]:
         return async_wait if mode == "async" else blocking_wait
@@ -536,7 +543,7 @@ class UserWorkload(Workload):
         return values[:n]
 
     def warmup_items(self, n: int, params: dict[str, Any]) -> list[Any]:
-        return self.items(min(n, 4), params)
+        return self.items(min(n, WARMUP_ITEMS), params)
 
     def function(self, mode: str, params: dict[str, Any]) -> Callable[[Any], Any]:
         return load_target(params["target"])
