@@ -20,6 +20,7 @@ def write_plot(report: BenchReport, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     workloads = [w for w in report.workloads if any(c.ok for c in w.cells)]
     count = max(1, len(workloads))
@@ -61,11 +62,20 @@ def write_plot(report: BenchReport, path: str) -> None:
                 zorder=5,
                 label=f"recommended: {rec.mode} at {rec.concurrency:,}",
             )
+        ok = [c for c in workload.cells if c.ok]
+        levels = sorted({c.concurrency for c in ok})
+        rates = [c.throughput.median for c in ok]
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_xticks(levels)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        # a log y-axis only when the rates span orders of magnitude
+        wide = max(rates) > 20 * min(rates)
+        if wide:
+            ax.set_yscale("log")
         ax.set_title(workload.name)
         ax.set_xlabel("concurrency (log)")
-        ax.set_ylabel("items/s (log)")
+        ax.set_ylabel("items/s (log)" if wide else "items/s")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize="small")
     for index in range(len(workloads), rows * cols):
