@@ -163,19 +163,33 @@ class _Items:
             yield from iter_specs(handle, self._ctx, self._checked, self._done)
 
 
-@dataclass
-class _Options:
+@dataclass(frozen=True)
+class _Settings:
+    """Everything one run needs, checked."""
+
+    source: str
+    label: str
+    output: str
+    ctx: Context
+    statuses: frozenset[int]
+    max_body: int | None
     concurrency: int
     rate: str | None
-    timeout: float | None
+    timeout: float
     retries: int
     max_retry_after: float
     unordered: bool
+    include_headers: bool
+    resume: bool
+    retry_failed: bool
+    skip_invalid: bool
+    summary_json: str | None
     progress: bool | None
+    insecure: bool
 
 
-async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Options,
-                maker: RecordMaker, summary: Summary, stop: _Stop) -> None:
+async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Settings,
+                summary: Summary, stop: _Stop) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -193,6 +207,7 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Opti
             main.cancel()
 
     writer = _Writer(journal, loop, on_write_error)
+    maker = RecordMaker(include_headers=opts.include_headers)
     installed = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -355,84 +370,89 @@ def http_command(
     ):
         die(f"{summary_json}: directory of --summary-json does not exist")
 
-    spooled = _spool_stdin() if input_path == "-" else None
-    source = spooled or input_path
+    spooled = None
     try:
-        _run(source, label, ctx, output, statuses, body_cap, concurrency, rate, timeout,
-             retries, max_retry_after, unordered, include_headers, resume, retry_failed,
-             skip_invalid, summary_json, progress, insecure)
+        spooled = _spool_stdin() if input_path == "-" else None
+        _run(_Settings(
+            source=spooled or input_path, label=label, output=output, ctx=ctx,
+            statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
+            timeout=timeout, retries=retries, max_retry_after=max_retry_after,
+            unordered=unordered, include_headers=include_headers, resume=resume,
+            retry_failed=retry_failed, skip_invalid=skip_invalid, summary_json=summary_json,
+            progress=progress, insecure=insecure,
+        ))
     finally:
         if spooled is not None:
             with contextlib.suppress(OSError):
                 os.unlink(spooled)
 
 
-def _run(source: str, label: str, ctx: Context, output: str, statuses: frozenset[int],
-         body_cap: int | None, concurrency: int, rate: str | None, timeout: float,
-         retries: int, max_retry_after: float, unordered: bool, include_headers: bool,
-         resume: bool, retry_failed: bool, skip_invalid: bool, summary_json: str | None,
-         progress: bool | None, insecure: bool) -> None:
-    with _open_input(source, label) as handle:
+def _run(opts: _Settings) -> None:
+    with _open_input(opts.source, opts.label) as handle:
         try:
-            checked = validate(handle, ctx, skip_invalid=skip_invalid)
+            checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
         except InputError as exc:
             die(str(exc))
+        except KeyboardInterrupt:
+            die("interrupted while checking the input; nothing was sent", EXIT_INTERRUPTED)
     try:
-        journal, found = open_journal(output, resume=resume, drop_failed=retry_failed)
+        journal, found = open_journal(opts.output, resume=opts.resume,
+                                      drop_failed=opts.retry_failed)
     except CorruptJournal as exc:
         die(str(exc))
     except JournalError as exc:
         die(f"cannot write output {exc}", EXIT_OUTPUT)
 
     todo = checked.left(found.done)
-    items = _Items(source, ctx, checked, found.done, todo)
+    items = _Items(opts.source, opts.ctx, checked, found.done, todo)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
                       kept_failed=len(found.failed))
-    client = HttpClient(concurrency=concurrency, timeout=timeout, retry_statuses=statuses,
-                        max_body=body_cap, include_headers=include_headers,
-                        verify_tls=not insecure)
-    opts = _Options(concurrency, rate, timeout, retries, max_retry_after, unordered, progress)
+    client = HttpClient(concurrency=opts.concurrency, timeout=opts.timeout,
+                        retry_statuses=opts.statuses, max_body=opts.max_body,
+                        include_headers=opts.include_headers, verify_tls=not opts.insecure)
     stop = _Stop()
     started = time.perf_counter()
     try:
         if todo:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(_send(items, client, journal, opts, RecordMaker(
-                    include_headers=include_headers), summary, stop))
+                runner.run(_send(items, client, journal, opts, summary, stop))
     except fanout.ConfigError as exc:
         die(str(exc))
     finally:
         journal.close()
     wall = time.perf_counter() - started
+    _finish(opts, summary, found.failed, stop, wall)
 
+
+def _finish(opts: _Settings, summary: Summary, kept_failed: set[Any], stop: _Stop,
+            wall: float) -> None:
     if stop.error is not None:
         code = EXIT_OUTPUT
     elif stop.signum is not None:
         code = EXIT_TERMINATED if stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
-    elif summary.failed or found.failed:
+    elif summary.failed or kept_failed:
         code = EXIT_FAILURES
     else:
         code = EXIT_OK
     interrupted = signal.Signals(stop.signum).name if stop.signum is not None else None
-    if summary_json is not None:
+    if opts.summary_json is not None:
         document = summary.as_dict(wall, exit_code=code, interrupted=interrupted)
         try:
-            with open(summary_json, "w", encoding="utf-8") as fh:
+            with open(opts.summary_json, "w", encoding="utf-8") as fh:
                 json.dump(document, fh, indent=2)
                 fh.write("\n")
         except OSError as exc:
-            die(f"{summary_json}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
+            die(f"{opts.summary_json}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
     if stop.error is not None:
         full = stop.error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
         hint = "free space (or raise the file size limit), then " if full else ""
         die(f"cannot write output {stop.error}; stopped sending: {hint}rerun with --resume",
             EXIT_OUTPUT)
     click.echo(summary.render(wall, interrupted=interrupted), err=True)
-    if found.failed:
-        click.echo(f"  {len(found.failed)} failed records kept from before "
+    if kept_failed:
+        click.echo(f"  {len(kept_failed)} failed records kept from before "
                    "(--resume --retry-failed redoes them)", err=True)
     if interrupted:
         click.echo("finished records are in the output; rerun with --resume to do the rest",
                    err=True)
     sys.exit(code)
-

@@ -160,7 +160,11 @@ class HttpClient:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            # the orchestrator cancels the call at ``timeout``; aiohttp's own total
+            # deadline is only a backstop, set just after it so the core's always wins
+            timeout=aiohttp.ClientTimeout(
+                total=None if self.timeout is None else self.timeout * 1.1 + 0.1
+            ),
             cookie_jar=aiohttp.DummyCookieJar(),  # requests must not share cookies
             raise_for_status=False,
             auto_decompress=True,

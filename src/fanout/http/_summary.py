@@ -86,6 +86,7 @@ class Summary:
             "requests": self.requests,
             "done": self.done,
             "skipped": self.skipped,
+            "failed_before": self.kept_failed,
             "ok": self.ok,
             "failed": self.failed,
             "invalid": self.invalid,
