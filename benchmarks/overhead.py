@@ -297,8 +297,11 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
         peers.append(Cell("joblib Parallel(n_jobs=2) (loky)", _joblib, n))
     if _optional("mpire"):
         peers.append(Cell("mpire WorkerPool(2).map", _mpire, n))
+    big = 10 * n  # start-up weighs 10x less: shows the per-item cost alone
     cells += ppe + peers + [
         Cell("fanout process, no chunksize", _fanout(trivial, "process"), n),
+        Cell("ProcessPoolExecutor(2).map, chunksize=10000, 10x items", _ppe_map(10000), big),
+        Cell("fanout process, no chunksize, 10x items", _fanout(trivial, "process"), big),
         Cell("plain loop", _plain_loop, n),
         Cell("loop recording value/error/time", _careful_loop, n),
         Cell("fanout sequential", _fanout(trivial, "sequential"), n),
@@ -317,6 +320,9 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
                 "same loop as the reference"),
         Compare("fanout process, no chunksize", best, 1.0, "best hand-tuned chunksize"),
         *(Compare("fanout process, no chunksize", p.name) for p in peers),
+        Compare("fanout process, no chunksize, 10x items",
+                "ProcessPoolExecutor(2).map, chunksize=10000, 10x items", None,
+                "10x the items: per-item cost without start-up"),
         Compare("fanout sequential", "plain loop"),
         Compare("fanout sequential", "loop recording value/error/time"),
     ]
