@@ -190,21 +190,22 @@ class _Settings:
 
 async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Settings,
                 summary: Summary, stop: _Stop) -> None:
+    """Run the batch; a signal or a write error stops it gracefully: nothing new
+    starts, calls in flight are cancelled, and what finished is still written."""
     loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
+    halt = asyncio.Event()
 
     def on_signal(signum: int) -> None:
         if stop.signum is not None:
             # a second signal while winding down: leave at once
             os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED)
         stop.signum = signum
-        main.cancel()
+        halt.set()
 
     def on_write_error(exc: JournalError) -> None:
         if stop.error is None:
             stop.error = exc
-            main.cancel()
+            halt.set()
 
     writer = _Writer(journal, loop, on_write_error)
     maker = RecordMaker(include_headers=opts.include_headers)
@@ -217,21 +218,17 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
         client, items, mode="async", concurrency=opts.concurrency,
         ordered=not opts.unordered, timeout=opts.timeout, retries=opts.retries,
         retry_on=is_retryable, rate=opts.rate, progress=opts.progress,
-        max_retry_after=opts.max_retry_after,
+        max_retry_after=opts.max_retry_after, stop=halt,
     ))
     try:
         async with contextlib.aclosing(results):
             async for result in results:
+                if writer.failed:
+                    continue  # the output refused a write: just let the run wind down
                 line, rec = maker.line(result)
                 writer.add(line)
                 summary.add(rec)
         writer.flush()
-    except asyncio.CancelledError:
-        if stop.signum is None and stop.error is None:
-            raise
-        main.uncancel()
-        with contextlib.suppress(JournalError):
-            writer.flush()
     except JournalError as exc:
         stop.error = exc
     finally:
