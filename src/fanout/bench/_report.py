@@ -14,6 +14,8 @@ from fanout.bench._model import BenchReport, Cell, Skipped, WorkloadReport
 
 #: width used when the output is not a terminal (a file, a pipe, a README)
 PIPE_WIDTH = 132
+#: CPU use by others (percent of all cores) above which the numbers are suspect
+BUSY_PERCENT = 25.0
 
 
 def _mb(n: int) -> str:
@@ -116,12 +118,11 @@ def render(report: BenchReport, console: Console) -> None:
         "are peaks over the whole process tree",
         highlight=False,
     )
-    load = report.machine.get("load_average_at_start")
-    if load is not None and load > report.machine["cores"]:
+    busy = report.machine.get("cpu_busy_at_start")
+    if busy is not None and busy > BUSY_PERCENT:
         console.print(
-            f"[yellow]warning: the machine was busy at the start (load average {load:.1f} on "
-            f"{report.machine['cores']} cores): other programs compete for the CPU, so expect "
-            "noise; rerun when it is quiet[/]",
+            f"[yellow]warning: other programs kept the CPUs {busy:.0f}% busy just before the "
+            "bench: expect noise, and rerun when the machine is quiet[/]",
             highlight=False,
         )
     for workload in report.workloads:

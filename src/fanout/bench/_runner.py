@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from fanout.bench._measure import cpu_count, gil_enabled, machine_info
 from fanout.bench._model import BenchReport, Cell, WorkloadReport
 from fanout.bench._recommend import recommend
@@ -19,6 +21,8 @@ from fanout.bench._workloads import Planned, Workload
 
 #: a cell that runs longer than this is stopped and reported as failed
 CELL_TIMEOUT_S = 600.0
+#: how long to watch the machine's CPU use before starting
+BUSY_PROBE_S = 0.5
 
 Progress = Callable[[str, Planned, int, int], None]
 
@@ -153,7 +157,7 @@ def run_bench(
     start = time.perf_counter()
     machine = machine_info()
     # before we add any load of our own: a busy machine makes every number noisy
-    machine["load_average_at_start"] = os.getloadavg()[0]
+    machine["cpu_busy_at_start"] = psutil.cpu_percent(interval=BUSY_PROBE_S)
     report = BenchReport(machine, config.to_json())
     for workload in workloads:
         report.workloads.append(run_workload(workload, config, cpu_count(), progress))
