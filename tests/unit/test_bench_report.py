@@ -34,6 +34,7 @@ CELL_KEYS = {
     "processes": int,
     "failed_items": int,
     "startup_s": (float, type(None)),
+    "others_cpu_share": (float, type(None)),
 }
 
 

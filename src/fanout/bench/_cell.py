@@ -34,6 +34,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         "wall_s": [],
         "cpu_s": [],
         "startup_s": [],
+        "others_share": [],
         "peak_rss_bytes": 0,
         "baseline_rss_bytes": current_rss(),
         "threads": 0,
@@ -57,8 +58,12 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         ):
             settle(rest)
             outcome: RunOutcome
-            outcome, usage = measure(lambda: workload.run(mode, concurrency, items, params))
+            outcome, usage = measure(
+                lambda: workload.run(mode, concurrency, items, params),
+                helpers=params.get("helper_pids", []),
+            )
             out["wall_s"].append(usage.wall_s)
+            out["others_share"].append(usage.others_share)
             out["cpu_s"].append(usage.cpu_s)
             out["peak_rss_bytes"] = max(out["peak_rss_bytes"], usage.peak_rss_bytes)
             out["threads"] = max(out["threads"], usage.threads)

@@ -85,6 +85,25 @@ class Usage:
     peak_rss_bytes: int
     threads: int
     processes: int
+    #: share of all the machine's CPUs that other programs used meanwhile (0..1)
+    others_share: float
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores have spent busy since boot (steal included: the host's)."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0))
+
+
+def _cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 class _Sampler:
@@ -183,17 +202,21 @@ def settle(target: tuple[int, int], limit: float = 60.0) -> tuple[int, int]:
     return now
 
 
-def measure(fn: Callable[[], T]) -> tuple[T, Usage]:
-    """Run ``fn()`` once and report what it used."""
+def measure(fn: Callable[[], T], helpers: list[int] | None = None) -> tuple[T, Usage]:
+    """Run ``fn()`` once and report what it used. ``helpers`` are processes working
+    for the run (a local server) that are not ours: not counted as other programs."""
+    helpers = helpers or []
     sampler = _Sampler()
     sampler.sample()
     cpu_at_start = dict(sampler.child_cpu)
     before_self, before_kids = _rusage_cpu()
+    machine_before, helpers_before = _machine_busy_s(), _cpu_of(helpers)
     with sampler:
         start = time.perf_counter()
         value = fn()
         wall = time.perf_counter() - start
         after_self, after_kids = _rusage_cpu()
+        machine_after, helpers_after = _machine_busy_s(), _cpu_of(helpers)
     alive = {p.pid for p in psutil.Process().children(recursive=True)}
     # getrusage counts only our own children once we reaped them; the rest (still
     # running, or a forkserver's children) count as last sampled
@@ -205,4 +228,7 @@ def measure(fn: Callable[[], T]) -> tuple[T, Usage]:
     own = (after_self - before_self) - sampler.own_cpu
     cpu = max(0.0, own) + (after_kids - before_kids) + unreaped
     peak = max(sampler.peak_rss, own_peak_rss())
-    return value, Usage(wall, cpu, peak, sampler.peak_threads, sampler.peak_processes)
+    others = (machine_after - machine_before) - (after_self - before_self) - cpu + max(0.0, own)
+    others -= helpers_after - helpers_before
+    share = min(1.0, max(0.0, others / (wall * cpu_count()))) if wall > 0 else 0.0
+    return value, Usage(wall, cpu, peak, sampler.peak_threads, sampler.peak_processes, share)

@@ -43,6 +43,8 @@ class Cell:
     processes: int = 0
     failed_items: int = 0
     startup_s: list[float] = field(default_factory=list)
+    #: per run, the share of the machine's CPUs other programs used meanwhile
+    others_share: list[float] = field(default_factory=list)
     theoretical_min_s: float | None = None
     error: str | None = None
     note: str | None = None
@@ -64,6 +66,10 @@ class Cell:
     @property
     def cpu(self) -> float:
         return statistics.median(self.cpu_s) if self.cpu_s else 0.0
+
+    @property
+    def others(self) -> float | None:
+        return statistics.median(self.others_share) if self.others_share else None
 
     @property
     def startup(self) -> float | None:
@@ -99,6 +105,7 @@ class Cell:
             "processes": self.processes,
             "failed_items": self.failed_items,
             "startup_s": self.startup,
+            "others_cpu_share": self.others,
         }
         if self.wall_s:
             out["wall_s"] = {**asdict(self.wall), "runs": list(self.wall_s)}

@@ -141,6 +141,13 @@ def render(report: BenchReport, console: Console) -> None:
         for cell in workload.cells:
             if cell.ok and cell.failed_items and cell.note:
                 console.print(f"  [yellow]{cell.mode} at {cell.concurrency}: {cell.note}[/]")
+        noisy = [c.others for c in workload.cells if c.others is not None]
+        if noisy and max(noisy) * 100 > BUSY_PERCENT:
+            console.print(
+                f"  [yellow]warning: other programs used up to {max(noisy):.0%} of the CPUs "
+                "while these cells ran: expect noise[/]",
+                highlight=False,
+            )
         rec = workload.recommendation
         if rec is None:
             console.print("  [red]no recommendation: no cell ran cleanly[/]")

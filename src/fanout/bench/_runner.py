@@ -100,6 +100,7 @@ def run_cell(
     cell.wall_s = data["wall_s"]
     cell.cpu_s = data["cpu_s"]
     cell.startup_s = data["startup_s"]
+    cell.others_share = data["others_share"]
     cell.peak_rss_bytes = data["peak_rss_bytes"]
     cell.baseline_rss_bytes = data["baseline_rss_bytes"]
     cell.threads = data["threads"]

@@ -286,7 +286,8 @@ class HttpWorkload(Workload):
         from fanout.mock import MockServer
 
         with MockServer.spawn(latency=HTTP_LATENCY_S) as server:
-            yield {"url": server.url}
+            # the server's CPU is part of the workload, not another program's
+            yield {"url": server.url, "helper_pids": [server.pid]}
 
     def theoretical_min_s(
         self, items: int, concurrency: int, cores: int, per_item_s: float | None
