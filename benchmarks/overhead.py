@@ -1,7 +1,7 @@
 """Overhead of fanout against the stdlib and peer equivalents, measured in one run.
 
     python benchmarks/overhead.py            # full run (a few minutes on 2 cores)
-    python benchmarks/overhead.py --quick    # 1 repeat, smaller sizes (~30 s)
+    python benchmarks/overhead.py --quick    # 1 repeat, smaller sizes (~15 s)
 
 Sections (issue 2, item 6):
 
@@ -285,8 +285,9 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
         Cell("fanout thread, concurrency=8", _fanout(trivial, "thread", concurrency=8), n),
         Cell("fanout thread, default", _fanout(trivial, "thread"), n),
         Cell("gather + Semaphore(100)", _gather_semaphore(atrivial, 100), n),
-        Cell("gather + Semaphore(100), uvloop", _gather_semaphore(atrivial, 100, uvloop=True), n),
         Cell("100 workers on asyncio.Queue", _worker_pool(atrivial, 100), n),
+        *([Cell("gather + Semaphore(100), uvloop",
+                _gather_semaphore(atrivial, 100, uvloop=True), n)] if _optional("uvloop") else []),
         Cell("fanout async, default", _fanout(atrivial, "async"), n),
         Cell("fanout.amap under asyncio.run", _fanout_amap_stdlib_loop(atrivial), n),
     ]
@@ -315,7 +316,8 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
         Compare("fanout thread, concurrency=8", "run_in_executor per item (TPE 8)"),
         Compare("fanout async, default", "gather + Semaphore(100)", 1.0),
         Compare("fanout async, default", "100 workers on asyncio.Queue", None, "the aim"),
-        Compare("fanout async, default", "gather + Semaphore(100), uvloop"),
+        *([Compare("fanout async, default", "gather + Semaphore(100), uvloop")]
+          if _optional("uvloop") else []),
         Compare("fanout.amap under asyncio.run", "gather + Semaphore(100)", None,
                 "same loop as the reference"),
         Compare("fanout process, no chunksize", best, 1.0, "best hand-tuned chunksize"),
