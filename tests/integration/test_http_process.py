@@ -149,13 +149,14 @@ def test_an_output_that_refuses_writes_is_exit_74(make_mock_server: MakeServer,
                                                   tmp_path: Path) -> None:
     server = make_mock_server()
     req = tmp_path / "req.jsonl"
-    write_requests(req, server.url, 50, "p")
+    write_requests(req, server.url, 200, "p")
     proc = spawn(req, Path("/proc/version"), "-c", "2")  # opens, but every write is EIO
     _, err = proc.communicate(timeout=60)
     stderr = err.decode().strip()
     assert proc.returncode == 74 and len(stderr.splitlines()) == 1
     assert "/proc/version" in stderr and "EIO" in stderr
-    assert server.stats()["total"] <= 3 * 2
+    # it stops at the first failed write: a few loop turns of 2 requests, not 200
+    assert server.stats()["total"] <= 20
 
 
 def test_on_a_signal_records_waiting_behind_a_slow_one_are_still_written(

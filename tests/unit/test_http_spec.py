@@ -197,3 +197,17 @@ def test_iter_specs_skips_done_ids_but_keeps_indexes() -> None:
     checked = validate_text(text)
     items = list(iter_specs(io.BytesIO(text.encode()), ctx(), checked, {"a", 3}))
     assert [(i.id, i.index) for i in items] == [("b", 1)]
+
+
+def test_small_inputs_are_kept_parsed_and_big_ones_streamed_the_same() -> None:
+    from fanout.http._spec import cached_specs
+
+    text = "".join(f'{{"id": "r{i}", "url": "http://h/{i}"}}\n' for i in range(50)) + "bad\n"
+    small = validate(io.BytesIO(text.encode()), ctx(), skip_invalid=True)
+    big = validate(io.BytesIO(text.encode()), ctx(), skip_invalid=True, cache_bytes=100)
+    assert small.cached is not None and big.cached is None
+    done = {"r3", "r7"}
+    kept = list(cached_specs(small, done))
+    streamed = list(iter_specs(io.BytesIO(text.encode()), ctx(), big, done))
+    assert kept == streamed
+    assert len(kept) == 49 and isinstance(kept[-1], InvalidLine)

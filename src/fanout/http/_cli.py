@@ -46,6 +46,7 @@ from fanout.http._spec import (
     InvalidLine,
     RequestSpec,
     SpecError,
+    cached_specs,
     iter_specs,
     make_context,
     validate,
@@ -159,6 +160,9 @@ class _Items:
         return self._total
 
     def __iter__(self) -> Iterator[RequestSpec | InvalidLine]:
+        if self._checked.cached is not None:
+            yield from cached_specs(self._checked, self._done)
+            return
         with open(self._path, "rb") as handle:
             yield from iter_specs(handle, self._ctx, self._checked, self._done)
 
@@ -225,9 +229,8 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
             async for result in results:
                 if writer.failed:
                     continue  # the output refused a write: just let the run wind down
-                line, rec = maker.line(result)
-                writer.add(line)
-                summary.add(rec)
+                writer.add(maker.line(result))
+                summary.add(result)
         writer.flush()
     except JournalError as exc:
         stop.error = exc

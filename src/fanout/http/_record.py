@@ -75,8 +75,12 @@ class RecordMaker:
             rec["headers"] = redact_headers(response.headers, Scrubber())
         return rec
 
-    def line(self, result: Result[Any]) -> tuple[bytes, dict[str, Any]]:
-        """The JSON line to write, and the record it came from."""
+    def line(self, result: Result[Any]) -> bytes:
+        """The JSON line to write for ``result`` (newline included)."""
+        if result.error is None and not self.include_headers:
+            fast = self._spliced(result)
+            if fast is not None:
+                return fast
         rec = self.record(result)
         text = _dumps(rec)
         secrets: tuple[str, ...] = getattr(result.item, "secrets", ())
@@ -86,10 +90,51 @@ class RecordMaker:
                 rec = scrubber.data(rec)
                 text = _dumps(rec)
         try:
-            return (text + "\n").encode("utf-8"), rec
+            return (text + "\n").encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates from a JSON body: keep them escaped
-            return (json.dumps(rec, default=str) + "\n").encode("ascii"), rec
+            return (json.dumps(rec, default=str) + "\n").encode("ascii")
+
+    def _spliced(self, result: Result[Any]) -> bytes | None:
+        """A success with a JSON body: the body is checked, then written as it came
+        instead of being decoded and encoded again. None when that does not apply."""
+        response: Response | None = result.value
+        if response is None or response.truncated:
+            return None
+        body = response.body
+        if not body or body[0] not in _JSON_START:
+            return None
+        try:
+            text = body.decode("utf-8")
+            json.loads(text)
+        except ValueError:  # not UTF-8, or not JSON
+            return None
+        if "\n" in text or "\r" in text:  # only whitespace there: strings can't hold them
+            text = text.replace("\r", " ").replace("\n", " ")
+        if "\u2028" in text or "\u2029" in text:  # line breaks to some readers
+            text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        spec: RequestSpec = result.item
+        key = spec.id
+        key_text = str(key) if type(key) is int else _dumps(key)
+        line = (
+            f'{{"id": {key_text}, "index": {spec.index}, "ok": true, '
+            f'"status": {response.status}, "json": {text}, "error": null, '
+            f'"attempts": {result.attempts}, '
+            f'"elapsed_ms": {round(result.elapsed * 1000.0, 3)!r}}}\n'
+        )
+        if spec.secrets and self._scrubber(spec.secrets).found_in_json(line):
+            return None
+        try:
+            return line.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
 
 
-def _dumps(rec: dict[str, Any]) -> str:
-    return json.dumps(rec, ensure_ascii=False, separators=(", ", ": "), default=str)
+# a JSON document worth splicing starts with one of these bytes: { [ "
+_JSON_START = frozenset(b'{["')
+
+
+def _dumps(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    if "\u2028" in text or "\u2029" in text:  # line breaks to some readers
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text

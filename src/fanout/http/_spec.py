@@ -5,8 +5,10 @@ A line is a JSON object (``{"id", "method", "url", "headers", "params", "json",
 Blank lines are ignored. ``id`` defaults to the line number; ``index`` is the
 position among the requests (0-based), used for ordering and kept in the output.
 
-The input is read twice, streamed both times: once to validate every line (only
-the ids seen are kept, for the duplicate check), then again to feed the run.
+The input is streamed twice: once to validate every line (keeping the ids seen,
+for the duplicate check), then again to feed the run. An input under
+``CACHE_BYTES`` is instead kept as parsed during the first pass, so memory stays
+bounded for huge inputs and small ones are parsed once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCALARS = (str, int, float)
 _SPACE = re.compile(r"\s").search
+#: an input up to this size is kept parsed after validation instead of read twice
+CACHE_BYTES = 4 << 20
 
 
 class SpecError(ValueError):
@@ -72,8 +76,9 @@ class Context:
 
     label: str
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    #: ``-H`` headers, already resolved, added to every request (the line's win)
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    #: ``-H`` headers, already resolved, added to every request (the line's win);
+    #: shared by the requests without headers of their own, so never changed
+    headers: dict[str, str] = field(default_factory=dict)
     #: lower-case names among ``headers`` that are sensitive
     sensitive: frozenset[str] = frozenset()
     #: secrets from ``headers``
@@ -115,13 +120,14 @@ def parse_header_option(option: str, env: Mapping[str, str]) -> tuple[str, str, 
 
 def make_context(label: str, header_options: list[str], env: Mapping[str, str]) -> Context:
     """Resolve the ``-H`` options; raises ``SpecError`` naming a bad one."""
-    headers: list[tuple[str, str]] = []
+    headers: dict[str, str] = {}
     sensitive: set[str] = set()
     secrets: list[str] = []
     for option in header_options:
         name, value, is_secret, found = parse_header_option(option, env)
-        headers = [(n, v) for n, v in headers if n.lower() != name.lower()]
-        headers.append((name, value))
+        for existing in [n for n in headers if n.lower() == name.lower()]:
+            del headers[existing]
+        headers[name] = value
         if is_secret:
             sensitive.add(name.lower())
         secrets.extend(found)
@@ -234,7 +240,7 @@ def parse_line(
 
 
 def _simple_get(url: str, lineno: int, index: int, ctx: Context) -> RequestSpec:
-    return RequestSpec(lineno, index, lineno, "GET", url, dict(ctx.headers),
+    return RequestSpec(lineno, index, lineno, "GET", url, ctx.headers,
                        sensitive=ctx.sensitive, secrets=ctx.secrets)
 
 
@@ -258,31 +264,33 @@ def _from_object(
     params = _check_params(obj["params"]) if obj.get("params") is not None else None
     data = _check_data(obj["data"]) if obj.get("data") is not None else None
 
+    line_headers = obj.get("headers")
+    if line_headers is None:
+        return RequestSpec(spec_id, index, lineno, method, url, ctx.headers, params,
+                           obj.get("json"), "json" in obj, data, ctx.sensitive, ctx.secrets)
     headers = dict(ctx.headers)
     sensitive = set(ctx.sensitive)
     secrets = list(ctx.secrets)
-    line_headers = obj.get("headers")
-    if line_headers is not None:
-        if not isinstance(line_headers, dict):
-            raise SpecError(f'"headers" must be an object (got {_describe(line_headers)})')
-        for name, value in line_headers.items():
-            if not _TOKEN.match(name):
-                raise SpecError(f"header name {name!r} is not a valid HTTP header name")
-            if isinstance(value, bool) or not isinstance(value, _SCALARS):
-                raise SpecError(f'header "{name}" must be a string (got {_describe(value)})')
-            value = str(value)
-            _check_header_value(name, value)
-            filled, used = fill_env(value, ctx.env, f'header "{name}"')
-            lower = name.lower()
-            for existing in [n for n in headers if n.lower() == lower]:
-                del headers[existing]
-            headers[name] = filled
-            if used or is_sensitive(name):
-                sensitive.add(lower)
-                secrets.extend(used)
-                secrets.extend(secret_parts(filled))
-            else:
-                sensitive.discard(lower)
+    if not isinstance(line_headers, dict):
+        raise SpecError(f'"headers" must be an object (got {_describe(line_headers)})')
+    for name, value in line_headers.items():
+        if not _TOKEN.match(name):
+            raise SpecError(f"header name {name!r} is not a valid HTTP header name")
+        if isinstance(value, bool) or not isinstance(value, _SCALARS):
+            raise SpecError(f'header "{name}" must be a string (got {_describe(value)})')
+        value = str(value)
+        _check_header_value(name, value)
+        filled, used = fill_env(value, ctx.env, f'header "{name}"')
+        lower = name.lower()
+        for existing in [n for n in headers if n.lower() == lower]:
+            del headers[existing]
+        headers[name] = filled
+        if used or is_sensitive(name):
+            sensitive.add(lower)
+            secrets.extend(used)
+            secrets.extend(secret_parts(filled))
+        else:
+            sensitive.discard(lower)
     return RequestSpec(
         spec_id, index, lineno, method, url, headers, params,
         obj.get("json"), "json" in obj, data, frozenset(sensitive), tuple(secrets),
@@ -307,6 +315,8 @@ class Checked:
     invalid_ids: dict[int, str | int] = field(default_factory=dict)
     #: the ids of the valid lines
     ids: set[str | int] = field(default_factory=set)
+    #: every line as parsed, when the input is small (then it is not read again)
+    cached: list[RequestSpec | InvalidLine] | None = None
 
     def left(self, done: set[Any]) -> int:
         """How many lines remain to send when the ids in ``done`` are already done."""
@@ -332,29 +342,53 @@ def _salvage_id(raw: bytes, lineno: int) -> str | int:
     return lineno
 
 
-def validate(handle: IO[bytes], ctx: Context, *, skip_invalid: bool) -> Checked:
-    """Check every line; keeps only the ids seen. Raises ``InputError`` at the first
-    bad line unless ``skip_invalid``, which collects them instead."""
+def validate(
+    handle: IO[bytes], ctx: Context, *, skip_invalid: bool, cache_bytes: int = CACHE_BYTES
+) -> Checked:
+    """Check every line; keeps the ids seen (and, for an input under ``cache_bytes``,
+    the parsed lines, so it need not be read and parsed again). Raises ``InputError``
+    at the first bad line unless ``skip_invalid``, which collects them instead."""
     checked = Checked()
     seen: dict[str | int, int] = {}
+    cached: list[RequestSpec | InvalidLine] | None = []
+    budget = cache_bytes
     index = 0
     for lineno, raw in read_lines(handle):
+        item: RequestSpec | InvalidLine
         try:
-            spec = parse_line(raw, lineno, index, ctx)
-            first = seen.get(spec.id)
+            item = parse_line(raw, lineno, index, ctx)
+            first = seen.get(item.id)
             if first is not None:
-                raise SpecError(f"duplicate id {spec.id!r} (first on line {first})")
-            seen[spec.id] = lineno
+                raise SpecError(f"duplicate id {item.id!r} (first on line {first})")
+            seen[item.id] = lineno
         except SpecError as exc:
             message = f"{ctx.label}:{lineno}: {exc}"
             if not skip_invalid:
                 raise InputError(message) from None
             checked.invalid[lineno] = message
             checked.invalid_ids[lineno] = _salvage_id(raw, lineno)
+            item = InvalidLine(checked.invalid_ids[lineno], index, lineno, message)
+        if cached is not None:
+            budget -= len(raw)
+            if budget >= 0:
+                cached.append(item)
+            else:
+                cached = None
         index += 1
     checked.count = index
     checked.ids = set(seen)
+    checked.cached = cached
     return checked
+
+
+def cached_specs(
+    checked: Checked, done: set[Any] | frozenset[Any] = frozenset()
+) -> Iterator[RequestSpec | InvalidLine]:
+    """The lines kept by ``validate`` (``checked.cached``), skipping ids in ``done``."""
+    assert checked.cached is not None
+    for item in checked.cached:
+        if item.id not in done:
+            yield item
 
 
 def iter_specs(

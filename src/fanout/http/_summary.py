@@ -10,6 +10,9 @@ import math
 from collections import Counter
 from typing import Any
 
+from fanout._result import Result
+from fanout.http._spec import InvalidLine
+
 _BASE_MS = 0.001
 _LOG_STEP = math.log(1.01)
 
@@ -59,25 +62,25 @@ class Summary:
         self.errors: Counter[str] = Counter()
         self.latency = LatencyHistogram()
 
-    def add(self, rec: dict[str, Any]) -> None:
+    def add(self, result: Result[Any]) -> None:
         """Count one written record."""
         self.done += 1
-        status = rec["status"]
-        if status is not None:
-            self.by_status[str(status)] += 1
-        attempts = rec["attempts"]
+        error = result.error
+        response = result.value if error is None else getattr(error, "response", None)
+        if response is not None:
+            self.by_status[str(response.status)] += 1
+        attempts = result.attempts
         if attempts > 1:
             self.retries += attempts - 1
-        if rec["ok"]:
+        if error is None:
             self.ok += 1
         else:
             self.failed += 1
-            error_type = rec["error"]["type"]
-            self.errors[error_type] += 1
-            if error_type == "InvalidInput":
+            self.errors[type(error).__name__] += 1
+            if isinstance(result.item, InvalidLine):
                 self.invalid += 1
                 return
-        self.latency.add(rec["elapsed_ms"])
+        self.latency.add(result.elapsed * 1000.0)
 
     def as_dict(self, wall: float, *, exit_code: int, interrupted: str | None) -> dict[str, Any]:
         """The ``--summary-json`` document."""
