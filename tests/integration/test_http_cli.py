@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -290,10 +293,12 @@ def test_secrets_never_reach_output_summary_or_stderr(
 
 
 class Redirector:
-    """A tiny loopback server answering every request with a redirect to ``target``."""
+    """A tiny loopback server answering every request with a redirect to ``target``
+    (or, with ``ssl_context``, an https server answering ``{"tls": true}``)."""
 
-    def __init__(self, code: int = 302) -> None:
+    def __init__(self, code: int = 302, ssl_context: ssl.SSLContext | None = None) -> None:
         self.code = code
+        self.ssl_context = ssl_context
         self.target = ""
         self.seen: list[dict[str, str]] = []
         self.url = ""
@@ -302,6 +307,8 @@ class Redirector:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.seen.append(dict(request.headers))
+        if self.ssl_context is not None:
+            return web.json_response({"tls": True})
         hop = int(request.query.get("hop", "0"))
         if request.query.get("loop"):
             return web.Response(status=self.code, headers={"Location": f"?loop=1&hop={hop + 1}"})
@@ -312,10 +319,11 @@ class Redirector:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{port}"
 
     def __enter__(self) -> Redirector:
         self._thread.start()
@@ -372,6 +380,29 @@ def test_redirect_on_the_same_origin_keeps_headers_and_307_keeps_the_method(
         assert rec["error"]["type"] == "TooManyRedirects" and rec["status"] == 307
         assert len(same.seen) == 11
         assert all(h.get("Authorization") == f"Bearer {SECRET}" for h in same.seen)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_is_verified_by_default_and_insecure_turns_it_off(
+    tmp_path: Path, files: tuple[Path, Path]
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    req, out = files
+    with Redirector(ssl_context=context) as server:
+        write_lines(req, [f"{server.url}/x"])
+        assert run([str(req), "-o", str(out), "--retries", "3"]).exit_code == 1
+        (rec,) = records(out)
+        assert "Certificate" in rec["error"]["type"] and rec["attempts"] == 1
+        assert run([str(req), "-o", str(out), "--insecure"]).exit_code == 0
+        assert records(out)[0]["json"] == {"tls": True}
 
 
 # ----------------------------------------------------------------------- bad input
