@@ -32,9 +32,10 @@ def write_requests(path: Path, url: str, n: int, prefix: str) -> list[str]:
 
 
 def spawn(req: Path, out: Path, *args: str, **kw: Any) -> subprocess.Popen[bytes]:
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen(
-        [sys.executable, "-m", "fanout", "http", str(req), "-o", str(out), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw,
+        [sys.executable, "-m", "fanout", "http", str(req), "-o", str(out), *args], **kw
     )
 
 
@@ -187,3 +188,35 @@ def test_on_a_signal_records_waiting_behind_a_slow_one_are_still_written(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     assert ids_in(out) == Counter(["slow", *fast])
+
+
+def test_progress_bar_on_a_terminal_and_none_when_piped(
+    make_mock_server: MakeServer, tmp_path: Path
+) -> None:
+    import pty
+
+    server = make_mock_server(latency=0.01)
+    req, out = tmp_path / "req.jsonl", tmp_path / "out.jsonl"
+    write_requests(req, server.url, 40, "b")
+    master, replica = pty.openpty()
+    proc = spawn(req, out, "-c", "4", stderr=replica, stdout=subprocess.DEVNULL)
+    os.close(replica)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = seen.decode(errors="replace")
+    assert "40/40" in text and "http" in text and "done: 40 requests" in text
+
+    proc = spawn(req, out)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"\x1b[" not in err and b"40/40" not in err

@@ -149,6 +149,7 @@ class HttpClient:
         self.include_headers = include_headers
         self.verify_tls = verify_tls
         self._session: aiohttp.ClientSession | None = None
+        self.__name__ = "http"  # the progress bar's label
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
