@@ -71,3 +71,8 @@ def test_with_items_shrinks_every_cell() -> None:
 def test_quick_keeps_concurrency_one_when_there_is_no_sequential_baseline() -> None:
     cells, _ = BUILTINS["sleep"].plan(["thread", "async"], None, 2, True)
     assert [c.concurrency for c in cells if c.mode == "thread"] == [1, 8, 64]
+
+
+def test_levels_asked_for_run_even_beyond_the_item_count() -> None:
+    cells, _ = BUILTINS["cpu"].plan(["thread"], [1, 64], 2, False)
+    assert [c.concurrency for c in cells] == [1, 64]

@@ -118,14 +118,18 @@ class Workload:
                     mode_levels = sorted({*mode_levels, cores})
             for level in mode_levels:
                 n = self.cell_items(level, quick)
-                reason = self.skip_reason(mode, level, n, cores)
+                reason = self.skip_reason(mode, level, n, cores, asked=not default)
                 if reason is None:
                     cells.append(Planned(mode, level, n))
                 else:
                     skipped.append(Skipped(mode, level, reason))
         return cells, skipped
 
-    def skip_reason(self, mode: str, concurrency: int, items: int, cores: int) -> str | None:
+    def skip_reason(
+        self, mode: str, concurrency: int, items: int, cores: int, asked: bool = False
+    ) -> str | None:
+        """Why a cell is not worth running, or None; levels the user ``asked`` for run
+        even when they exceed the item count."""
         if mode == "sequential" and concurrency != 1:
             return "sequential runs one call at a time"
         if mode == "process" and concurrency > PROCESSES_PER_CORE * cores:
@@ -133,7 +137,7 @@ class Workload:
                 f"more than {PROCESSES_PER_CORE} processes per core ({cores} cores): "
                 "each one is a whole interpreter"
             )
-        if concurrency > items and concurrency != 1:
+        if concurrency > items and concurrency != 1 and not asked:
             return f"more than the {items} items: the extra workers would idle"
         return None
 
