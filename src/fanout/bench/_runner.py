@@ -29,6 +29,8 @@ Progress = Callable[[str, Planned, int, int], None]
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """What to run: modes, concurrency levels (None = each workload's defaults), repeats."""
+
     modes: list[str]
     levels: list[int] | None
     repeats: int
@@ -42,7 +44,7 @@ class BenchConfig:
             "repeats": self.repeats,
             "quick": self.quick,
             "warmup": self.warmup,
-            "statistic": "median of the repeats, with min and max",
+            "statistic": "median of the runs (more than repeats when runs are short), min, max",
         }
 
 
