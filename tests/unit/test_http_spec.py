@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -211,3 +212,9 @@ def test_small_inputs_are_kept_parsed_and_big_ones_streamed_the_same() -> None:
     streamed = list(iter_specs(io.BytesIO(text.encode()), ctx(), big, done))
     assert kept == streamed
     assert len(kept) == 49 and isinstance(kept[-1], InvalidLine)
+
+
+@pytest.mark.parametrize("url", ["http://[::1]:8080/x?a=1#f", "https://user:pw@h.example/x",
+                                 "HTTP://H/x", "http://h.example", "http://h:65535"])
+def test_unusual_but_valid_urls_pass(url: str) -> None:
+    assert parse(json.dumps({"url": url})).url == url

@@ -31,6 +31,9 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCALARS = (str, int, float)
 _SPACE = re.compile(r"\s").search
+_SIMPLE_URL = re.compile(
+    r"https?://(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?(?:[/?#]\S*)?", re.ASCII
+).fullmatch
 #: an input up to this size is kept parsed after validation instead of read twice
 CACHE_BYTES = 4 << 20
 
@@ -147,6 +150,9 @@ def _describe(value: Any) -> str:
 def _check_url(url: Any) -> str:
     if not isinstance(url, str):
         raise SpecError(f'"url" must be a string (got {_describe(url)})')
+    simple = _SIMPLE_URL(url)
+    if simple is not None and (simple.group(1) is None or int(simple.group(1)) <= 65535):
+        return url  # the usual shape, checked without urlsplit (a tenth of the time)
     if not url:
         raise SpecError('"url" is empty')
     try:

@@ -58,7 +58,7 @@ class Summary:
         self.failed = 0
         self.invalid = 0
         self.retries = 0
-        self.by_status: Counter[str] = Counter()
+        self.by_status: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.latency = LatencyHistogram()
 
@@ -68,7 +68,7 @@ class Summary:
         error = result.error
         response = result.value if error is None else getattr(error, "response", None)
         if response is not None:
-            self.by_status[str(response.status)] += 1
+            self.by_status[response.status] += 1
         attempts = result.attempts
         if attempts > 1:
             self.retries += attempts - 1
@@ -94,7 +94,7 @@ class Summary:
             "failed": self.failed,
             "invalid": self.invalid,
             "retries": self.retries,
-            "by_status": dict(sorted(self.by_status.items())),
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "errors": dict(self.errors.most_common()),
             "throughput_per_s": round(self.done / wall, 3) if wall > 0 else None,
             "latency_ms": {
