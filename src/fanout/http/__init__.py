@@ -1,0 +1,13 @@
+"""``fanout http``: a JSONL batch of HTTP requests, sent on the core orchestrator.
+
+Not a second engine: one async callable per request, plus a reader and a writer.
+
+    _spec.py     the input: line forms, validation (streamed), ``${VAR}`` headers
+    _client.py   the async callable (aiohttp, one session), redirects, retry hints
+    _record.py   the output record of one request, secrets scrubbed
+    _redact.py   which headers are secrets, and scrubbing their values out
+    _summary.py  counts, latency percentiles, the end-of-run summary
+    _cli.py      the ``fanout http`` command: validate, run, write, stop cleanly
+
+The durable output file (append, resume, torn-line repair) is ``fanout._journal``.
+"""
