@@ -149,7 +149,9 @@ def render(report: BenchReport, console: Console) -> None:
                 highlight=False,
             )
         rec = workload.recommendation
-        if rec is None:
+        if rec is None and not workload.cells:
+            console.print("  nothing ran: every cell was skipped", highlight=False)
+        elif rec is None:
             console.print("  [red]no recommendation: no cell ran cleanly[/]")
         else:
             console.print(
