@@ -122,10 +122,10 @@ def test_summary_json(mock_server: MockServer, files: tuple[Path, Path], tmp_pat
     result = run([str(req), "-o", str(out), "--retries", "1", "--summary-json", str(summary)])
     assert result.exit_code == 1
     doc = json.loads(summary.read_text())
-    assert doc["done"] == 3 and doc["ok"] == 2 and doc["failed"] == 1
+    assert doc["done"] == 3 and doc["ok"] == 2 and doc["failures"] == 1
     assert doc["by_status"] == {"200": 2, "500": 1}
     assert doc["retries"] == 2 and doc["exit_code"] == 1
-    assert doc["throughput_per_s"] > 0 and doc["wall_time_s"] > 0
+    assert doc["throughput"] > 0 and doc["wall_time"] > 0
     assert doc["latency_ms"]["p50"] <= doc["latency_ms"]["p90"] <= doc["latency_ms"]["p99"]
 
 

@@ -184,11 +184,11 @@ def test_summary_counts() -> None:
     bad = InvalidLine(4, 3, 4, "x")
     summary.add(Result(3, bad, None, InvalidInput("x"), 1, 0.0))
     doc = summary.as_dict(2.0, exit_code=1, interrupted=None)
-    assert doc["done"] == 4 and doc["ok"] == 2 and doc["failed"] == 2 and doc["invalid"] == 1
+    assert doc["done"] == 4 and doc["ok"] == 2 and doc["failures"] == 2 and doc["invalid"] == 1
     assert doc["retries"] == 5 and doc["skipped"] == 1
     assert doc["by_status"] == {"200": 2, "503": 1}
     assert doc["errors"] == {"HTTPStatusError": 1, "InvalidInput": 1}
-    assert doc["throughput_per_s"] == 2.0 and doc["wall_time_s"] == 2.0
+    assert doc["throughput"] == 2.0 and doc["wall_time"] == 2.0
     assert set(doc["latency_ms"]) == {"p50", "p90", "p99", "max"}
     text = summary.render(2.0)
     assert "4 requests" in text and "200: 2" in text and "p99" in text

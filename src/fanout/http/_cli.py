@@ -388,6 +388,7 @@ def http_command(
 
 
 def _run(opts: _Settings) -> None:
+    started = time.perf_counter()
     with _open_input(opts.source, opts.label) as handle:
         try:
             checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
@@ -411,7 +412,6 @@ def _run(opts: _Settings) -> None:
                         retry_statuses=opts.statuses, max_body=opts.max_body,
                         include_headers=opts.include_headers, verify_tls=not opts.insecure)
     stop = _Stop()
-    started = time.perf_counter()
     try:
         if todo:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:

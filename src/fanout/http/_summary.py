@@ -83,7 +83,8 @@ class Summary:
         self.latency.add(result.elapsed * 1000.0)
 
     def as_dict(self, wall: float, *, exit_code: int, interrupted: str | None) -> dict[str, Any]:
-        """The ``--summary-json`` document."""
+        """The ``--summary-json`` document: counts; ``throughput`` in requests per
+        second, ``wall_time`` in seconds; ``skipped`` were already in the output."""
         lat = self.latency
         return {
             "requests": self.requests,
@@ -91,19 +92,19 @@ class Summary:
             "skipped": self.skipped,
             "failed_before": self.kept_failed,
             "ok": self.ok,
-            "failed": self.failed,
+            "failures": self.failed,
             "invalid": self.invalid,
             "retries": self.retries,
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "errors": dict(self.errors.most_common()),
-            "throughput_per_s": round(self.done / wall, 3) if wall > 0 else None,
+            "throughput": round(self.done / wall, 3) if wall > 0 else None,
             "latency_ms": {
                 "p50": _round(lat.percentile(0.50)),
                 "p90": _round(lat.percentile(0.90)),
                 "p99": _round(lat.percentile(0.99)),
                 "max": _round(lat.max if lat.count else None),
             },
-            "wall_time_s": round(wall, 3),
+            "wall_time": round(wall, 3),
             "interrupted": interrupted,
             "exit_code": exit_code,
         }
