@@ -319,8 +319,8 @@ class Checked:
     invalid: dict[int, str] = field(default_factory=dict)
     #: line number -> id, for invalid lines whose id could be read
     invalid_ids: dict[int, str | int] = field(default_factory=dict)
-    #: the ids of the valid lines
-    ids: set[str | int] = field(default_factory=set)
+    #: the ids of the valid lines (-> their line number)
+    ids: dict[str | int, int] = field(default_factory=dict)
     #: every line as parsed, when the input is small (then it is not read again)
     cached: list[RequestSpec | InvalidLine] | None = None
 
@@ -382,7 +382,7 @@ def validate(
                 cached = None
         index += 1
     checked.count = index
-    checked.ids = set(seen)
+    checked.ids = seen
     checked.cached = cached
     return checked
 
