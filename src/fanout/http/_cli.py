@@ -372,7 +372,12 @@ def http_command(
 
     spooled = None
     try:
-        spooled = _spool_stdin() if input_path == "-" else None
+        if input_path == "-":
+            try:
+                spooled = _spool_stdin()
+            except KeyboardInterrupt:
+                die("interrupted while reading standard input; nothing was sent",
+                    EXIT_INTERRUPTED)
         _run(_Settings(
             source=spooled or input_path, label=label, output=output, ctx=ctx,
             statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
