@@ -200,3 +200,10 @@ def test_spliced_json_bodies_stay_one_line_and_valid() -> None:
     assert data.count(b"\n") == 1 and len(data.decode().splitlines()) == 1
     assert json.loads(data)["json"] == {"a": "x\u2028y", "b": [1, 2]}
     assert json.loads(data)["id"] == 7
+
+
+def test_a_body_with_extra_data_after_the_json_is_text() -> None:
+    rec = line_of(Result(0, spec(), response(body=b'{"a": 1} trailing')))
+    assert rec["text"] == '{"a": 1} trailing'
+    rec = line_of(Result(0, spec(), response(body=b'{"a": 1}\n')))
+    assert rec["json"] == {"a": 1}

@@ -105,8 +105,10 @@ class RecordMaker:
             return None
         try:
             text = body.decode("utf-8")
-            json.loads(text)
+            end = _decode_json(text)[1]
         except ValueError:  # not UTF-8, or not JSON
+            return None
+        if end != len(text) and not text[end:].isspace():
             return None
         if "\n" in text or "\r" in text:  # only whitespace there: strings can't hold them
             text = text.replace("\r", " ").replace("\n", " ")
@@ -129,6 +131,8 @@ class RecordMaker:
             return None
 
 
+# json.loads minus its per-call argument handling and encoding sniffing
+_decode_json = json.JSONDecoder().raw_decode
 # a JSON document worth splicing starts with one of these bytes: { [ "
 _JSON_START = frozenset(b'{["')
 

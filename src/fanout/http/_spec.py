@@ -31,6 +31,8 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCALARS = (str, int, float)
 _SPACE = re.compile(r"\s").search
+# json.loads minus its per-call argument handling and encoding sniffing (input is UTF-8)
+_decode_json = json.JSONDecoder().raw_decode
 _SIMPLE_URL = re.compile(
     r"https?://(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?(?:[/?#]\S*)?", re.ASCII
 ).fullmatch
@@ -220,15 +222,18 @@ def parse_line(
 
     ``checked``: the line passed ``validate`` already; skip re-checking its URL.
     """
-    text = raw.strip()
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SpecError("is not valid UTF-8") from None
     first = text[:1]
-    if first in (b"{", b"\"", b"[") or text[:1].isdigit() or text in (b"true", b"false", b"null"):
+    if first in ("{", '"', "[") or first.isdigit() or text in ("true", "false", "null"):
         try:
-            value = json.loads(text)
+            value, end = _decode_json(text)
         except json.JSONDecodeError as exc:
             raise SpecError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-        except UnicodeDecodeError:
-            raise SpecError("is not valid UTF-8") from None
+        if end != len(text):
+            raise SpecError(f"invalid JSON (Extra data at column {end + 1})")
         if isinstance(value, str):
             return _simple_get(value if checked else _check_url(value), lineno, index, ctx)
         if not isinstance(value, dict):
@@ -236,13 +241,9 @@ def parse_line(
                 f"expected a JSON object, a JSON string or a URL (got {_describe(value)})"
             )
         return _from_object(value, lineno, index, ctx, checked)
-    try:
-        url = text.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("is not valid UTF-8") from None
-    if "://" not in url:
+    if "://" not in text:
         raise SpecError("is neither a JSON request nor an http(s) URL")
-    return _simple_get(url if checked else _check_url(url), lineno, index, ctx)
+    return _simple_get(text if checked else _check_url(text), lineno, index, ctx)
 
 
 def _simple_get(url: str, lineno: int, index: int, ctx: Context) -> RequestSpec:
@@ -253,9 +254,9 @@ def _simple_get(url: str, lineno: int, index: int, ctx: Context) -> RequestSpec:
 def _from_object(
     obj: dict[str, Any], lineno: int, index: int, ctx: Context, checked: bool
 ) -> RequestSpec:
-    unknown = [k for k in obj if k not in _FIELD_SET]
-    if unknown:
-        raise SpecError(f'unknown field "{unknown[0]}" (expected: {", ".join(FIELDS)})')
+    if not _FIELD_SET.issuperset(obj):
+        unknown = next(k for k in obj if k not in _FIELD_SET)
+        raise SpecError(f'unknown field "{unknown}" (expected: {", ".join(FIELDS)})')
     if "url" not in obj:
         raise SpecError('"url" is missing')
     url = obj["url"] if checked else _check_url(obj["url"])
