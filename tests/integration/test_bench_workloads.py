@@ -94,3 +94,24 @@ def test_threads_that_cannot_start_are_reported(tmp_path: Path) -> None:
     assert (rec["mode"], rec["kind"]) == ("async", "memory-bound")
     assert "threads failed" in rec["reason"]
     assert "failed: RuntimeError" in proc.stdout
+
+
+def test_a_cell_stops_repeating_when_its_time_budget_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fanout.bench import _cell
+
+    monkeypatch.setattr(_cell, "MAX_MEASURED_S", 0.05)
+    spec = {
+        "workload": "sleep",
+        "params": {},
+        "mode": "thread",
+        "concurrency": 2,
+        "items": 8,  # 80 ms a run: over budget after the first
+        "repeats": 5,
+        "warmup": False,
+    }
+    out = _cell.run_cell(spec)
+    assert out["error"] is None
+    assert len(out["wall_s"]) == 1
+    assert out["budget_note"] == "1 of 5 runs: the cell used up its 0.05 s budget"

@@ -20,6 +20,9 @@ from fanout.bench._workloads import RunOutcome, describe_error, workload_for
 MIN_MEASURED_S = 0.3
 MIN_MEASURED_QUICK_S = 0.1
 MAX_REPEATS = 30
+#: no further repeats once a cell has measured this long (a pathological run stays one)
+MAX_MEASURED_S = 60.0
+MAX_MEASURED_QUICK_S = 20.0
 
 
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +44,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         "processes": 0,
         "failed_items": 0,
         "first_failure": None,
+        "budget_note": None,
         "error": None,
     }
     try:
@@ -52,10 +56,18 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         # threads and worker processes a run leaves exiting must be gone before the
         # next run starts, or it pays for the previous run's teardown
         rest = settle(at_start)
-        enough = MIN_MEASURED_QUICK_S if spec.get("quick") else MIN_MEASURED_S
+        quick = bool(spec.get("quick"))
+        enough = MIN_MEASURED_QUICK_S if quick else MIN_MEASURED_S
+        budget = MAX_MEASURED_QUICK_S if quick else MAX_MEASURED_S
         while len(out["wall_s"]) < spec["repeats"] or (
             sum(out["wall_s"]) < enough and len(out["wall_s"]) < MAX_REPEATS
         ):
+            if sum(out["wall_s"]) >= budget:
+                out["budget_note"] = (
+                    f"{len(out['wall_s'])} of {spec['repeats']} runs: "
+                    f"the cell used up its {budget:g} s budget"
+                )
+                break
             settle(rest)
             outcome: RunOutcome
             outcome, usage = measure(

@@ -139,7 +139,7 @@ def render(report: BenchReport, console: Console) -> None:
         for note in workload.notes:
             console.print(f"  note: {note}", highlight=False)
         for cell in workload.cells:
-            if cell.ok and cell.failed_items and cell.note:
+            if cell.ok and cell.note and cell.note not in workload.notes:
                 console.print(f"  [yellow]{cell.mode} at {cell.concurrency}: {cell.note}[/]")
         noisy = [c.others for c in workload.cells if c.others is not None]
         if noisy and max(noisy) * 100 > BUSY_PERCENT:

@@ -21,6 +21,8 @@ from fanout.bench._workloads import Planned, Workload
 
 #: a cell that runs longer than this is stopped and reported as failed
 CELL_TIMEOUT_S = 600.0
+#: the same for built-in workloads, whose cells normally take seconds
+BUILTIN_CELL_TIMEOUT_S = 180.0
 #: how long to watch the machine's CPU use before starting
 BUSY_PROBE_S = 0.5
 
@@ -109,6 +111,8 @@ def run_cell(
     cell.processes = data["processes"]
     cell.failed_items = data["failed_items"]
     cell.error = data["error"]
+    notes = [n for n in (cell.note, data.get("budget_note")) if n]
+    cell.note = "; ".join(notes) if notes else None
     if data["first_failure"]:
         failed = f"{cell.failed_items} of {cell.items} items failed: {data['first_failure']}"
         cell.note = f"{cell.note}; {failed}" if cell.note else failed
@@ -142,7 +146,8 @@ def run_workload(
             for index, plan in enumerate(planned):
                 if progress is not None:
                     progress(workload.name, plan, index, len(planned))
-                report.cells.append(run_cell(workload, params, plan, config))
+                timeout = BUILTIN_CELL_TIMEOUT_S if workload.builtin else CELL_TIMEOUT_S
+                report.cells.append(run_cell(workload, params, plan, config, timeout))
     except Exception as exc:  # the mock server or the temp files could not be set up
         report.error = f"{type(exc).__name__}: {exc}"
         return report

@@ -74,6 +74,8 @@ class Workload:
     async_note: str | None = None
     #: every cell runs this many items instead of ``sizes`` (tiny smoke runs)
     items_override: int | None = None
+    #: a built-in workload (bounded cell times), not the user's function
+    builtin: bool = True
 
     def with_items(self, n: int) -> Workload:
         """A copy of this workload whose every cell runs ``n`` items."""
@@ -517,6 +519,8 @@ def load_target(target: str) -> Callable[..., Any]:
 
 class UserWorkload(Workload):
     """The user's MODULE:FUNCTION on a sample of their items (a JSON list file)."""
+
+    builtin = False
 
     def __init__(self, target: str = "", items_file: str = "", count: int = 0) -> None:
         self.name = target
