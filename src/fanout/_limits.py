@@ -33,9 +33,10 @@ _RATE_RE = re.compile(
     r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]*\.?[0-9]*)\s*([a-z]+)\s*$"
 )
 
-# Pace slightly under the limit so that jitter between our start and the
-# server's clock does not put limit+1 requests into one of its windows.
-_SAFETY = 1.01
+# Pace 3% under the limit so that network and scheduling jitter between our
+# start and the server's clock (up to 30 ms over a 1 s window) does not put
+# limit+1 requests into one of its windows.
+_SAFETY = 1.03
 _MAX_SLOWDOWN = 64.0
 
 

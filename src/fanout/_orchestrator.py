@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -285,8 +286,7 @@ class Run:
         if attempts == 1 and self._max_batch > 1:
             self._tune_batch(elapsed)
         if not errors:
-            results = list(map(Result, range(first, first + n), items, values,
-                               repeat(None, n), repeat(attempts, n), elapsed))
+            results = _results(first, n, items, values, attempts, elapsed)
             self.done += n
             if self._throttled:
                 for _ in range(n):
@@ -363,3 +363,26 @@ class Run:
         waiter = self._consumer_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _results(
+    first: int, n: int, items: list[Any], values: list[Any], attempts: int,
+    elapsed: Sequence[float],
+) -> list[Result[Any]]:
+    """One batch of Results with at most one garbage collection, not one per 700.
+
+    map() keeps every Result (a GC-tracked object); left alone, the collector
+    runs n/700 times per batch, and the full passes that follow scan every
+    Result made so far: half the time of a 1M-item map of a trivial function.
+    The allocation count keeps growing while paused, so collections are
+    merged, not skipped. Only this (loop) thread toggles it, for a few ms.
+    """
+    paused = n >= 700 and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return list(map(Result, range(first, first + n), items, values,
+                        repeat(None, n), repeat(attempts, n), elapsed))
+    finally:
+        if paused:
+            gc.enable()
