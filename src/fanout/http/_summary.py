@@ -114,7 +114,8 @@ class Summary:
         rate = self.done / wall if wall > 0 else 0.0
         head = "interrupted" if interrupted else "done"
         lines = [
-            f"{head}: {self.done} requests in {wall:.2f}s ({rate:,.1f}/s): "
+            f"{head}: {self.done} request{'' if self.done == 1 else 's'} in {wall:.2f}s "
+            f"({rate:,.1f}/s): "
             f"{self.ok} ok, {self.failed} failed, {self.retries} retries"
             + (f", {self.skipped} already in the output" if self.skipped else "")
         ]
