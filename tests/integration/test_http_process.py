@@ -220,3 +220,29 @@ def test_progress_bar_on_a_terminal_and_none_when_piped(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert b"\x1b[" not in err and b"40/40" not in err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_before_sending_exits_cleanly_with_nothing_sent(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fanout", "http", "-", "-o", str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(spool_dir)},
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(b"http://127.0.0.1:9/never\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    while not list(spool_dir.iterdir()):  # it is copying standard input: handlers are on
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.005)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert err.decode().strip() == "Error: interrupted before anything was sent"
+    assert not out.exists() and not list(spool_dir.iterdir())

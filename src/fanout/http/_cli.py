@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ from fanout._cli_util import (
     EXIT_OK,
     EXIT_OUTPUT,
     EXIT_TERMINATED,
+    Signals,
     die,
 )
-from fanout._journal import CorruptJournal, Journal, JournalError, open_journal
+from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
 from fanout._result import Result
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._record import RecordMaker
@@ -252,8 +254,12 @@ def _spool_stdin() -> str:
     """Standard input can't be read twice: copy it to a temporary file."""
     spool = tempfile.NamedTemporaryFile("wb", prefix="fanout-stdin-", suffix=".jsonl",  # noqa: SIM115
                                         delete=False)
-    with spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool)
+    try:
+        with spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+    except BaseException:
+        os.unlink(spool.name)
+        raise
     return spool.name
 
 
@@ -370,37 +376,46 @@ def http_command(
     ):
         die(f"{summary_json}: directory of --summary-json does not exist")
 
+    signals = Signals()
     spooled = None
     try:
-        if input_path == "-":
+        with _early_signals(signals):
+            # until the run installs its own handlers, SIGINT/SIGTERM end it here
             try:
-                spooled = _spool_stdin()
+                if input_path == "-":
+                    spooled = _spool_stdin()
+                opts = _Settings(
+                    source=spooled or input_path, label=label, output=output, ctx=ctx,
+                    statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
+                    timeout=timeout, retries=retries, max_retry_after=max_retry_after,
+                    unordered=unordered, include_headers=include_headers, resume=resume,
+                    retry_failed=retry_failed, skip_invalid=skip_invalid,
+                    summary_json=summary_json, progress=progress, insecure=insecure,
+                )
+                started = time.perf_counter()
+                checked, journal, found = _prepare(opts)
             except KeyboardInterrupt:
-                die("interrupted while reading standard input; nothing was sent",
-                    EXIT_INTERRUPTED)
-        _run(_Settings(
-            source=spooled or input_path, label=label, output=output, ctx=ctx,
-            statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
-            timeout=timeout, retries=retries, max_retry_after=max_retry_after,
-            unordered=unordered, include_headers=include_headers, resume=resume,
-            retry_failed=retry_failed, skip_invalid=skip_invalid, summary_json=summary_json,
-            progress=progress, insecure=insecure,
-        ))
+                die("interrupted before anything was sent", signals.exit_code)
+        _run(opts, checked, journal, found, started)
     finally:
         if spooled is not None:
             with contextlib.suppress(OSError):
                 os.unlink(spooled)
 
 
-def _run(opts: _Settings) -> None:
-    started = time.perf_counter()
+def _early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
+    if threading.current_thread() is threading.main_thread():
+        return signals.installed()
+    return contextlib.nullcontext()
+
+
+def _prepare(opts: _Settings) -> tuple[Checked, Journal, Scan]:
+    """Validate the input, then open (and on --resume repair) the output."""
     with _open_input(opts.source, opts.label) as handle:
         try:
             checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
         except InputError as exc:
             die(str(exc))
-        except KeyboardInterrupt:
-            die("interrupted while checking the input; nothing was sent", EXIT_INTERRUPTED)
     try:
         journal, found = open_journal(opts.output, resume=opts.resume,
                                       drop_failed=opts.retry_failed)
@@ -408,7 +423,11 @@ def _run(opts: _Settings) -> None:
         die(str(exc))
     except JournalError as exc:
         die(f"cannot write output {exc}", EXIT_OUTPUT)
+    return checked, journal, found
 
+
+def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
+         started: float) -> None:
     todo = checked.left(found.done)
     items = _Items(opts.source, opts.ctx, checked, found.done, todo)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
