@@ -83,6 +83,21 @@ class SyncRunner:
             self._loop = None
 
 
+class _Deadline:
+    """Cancels the current task at a deadline, like ``asyncio.timeout`` but with one
+    timer and no context manager: this runs once per call on the hot path."""
+
+    __slots__ = ("expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.expired = False
+
+    def fire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+
 async def run_async_batch(
     fn: Callable[..., Any], items: list[Any], timeout: float | None
 ) -> Outcome:
@@ -93,20 +108,30 @@ async def run_async_batch(
     values: list[Any] = []
     elapsed = array.array("d")
     errors: dict[int, BaseException] | None = None
+    loop = asyncio.get_running_loop() if timeout is not None else None
+    task = asyncio.current_task() if timeout is not None else None
     for item in items:
         start = clock()
-        deadline = asyncio.timeout(timeout) if timeout is not None else None
         try:
-            if deadline is None:
+            if loop is None or task is None or timeout is None:
                 value = await fn(item)
             else:
-                async with deadline:
+                deadline = _Deadline(task)
+                base = task.cancelling()
+                timer = loop.call_later(timeout, deadline.fire)
+                try:
                     value = await fn(item)
+                except asyncio.CancelledError:
+                    if not deadline.expired or task.uncancel() > base:
+                        raise  # cancelled from outside, not by our deadline
+                    raise CallTimeout(timeout) from None
+                finally:
+                    timer.cancel()
+                if deadline.expired:  # the call swallowed our cancellation
+                    task.uncancel()
         except Exception as exc:
             if errors is None:
                 errors = {}
-            if deadline is not None and isinstance(exc, TimeoutError) and deadline.expired():
-                exc = CallTimeout(timeout or 0.0)
             errors[len(values)] = exc
             value = None
         values.append(value)

@@ -89,7 +89,7 @@ class Progress:
         bar.refresh()
 
     def _tick(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(0.25):  # 4 redraws a second: cheap, still live
             self._refresh()
 
     def stop(self) -> None:

@@ -292,7 +292,8 @@ def test_rate_limited_run_with_one_worker_ends() -> None:
     assert [r.value for r in results] == [0, 2, 4, 6, 8]
 
 
-def test_graceful_stop_yields_every_finished_result() -> None:
+@pytest.mark.parametrize("timeout", [None, 60.0])
+def test_graceful_stop_yields_every_finished_result(timeout: float | None) -> None:
     async def work(x: int) -> int:
         if x == 0:
             await asyncio.sleep(600)  # the head of line never finishes
@@ -307,12 +308,14 @@ def test_graceful_stop_yields_every_finished_result() -> None:
             stop.set()
 
         task = asyncio.ensure_future(stopper())
-        async for r in fanout.aimap(work, range(10), concurrency=10, stop=stop):
+        async for r in fanout.aimap(work, range(10), concurrency=10, stop=stop,
+                                    timeout=timeout):
             seen.append(r.index)
         await task
         return seen
 
-    # ordered: items 1-9 wait behind item 0 in the reorder buffer, yet are kept
+    # ordered: items 1-9 wait behind item 0 in the reorder buffer, yet are kept;
+    # item 0 was cancelled by the stop, which is not a timeout result
     assert asyncio.run(main()) == list(range(1, 10))
 
 
