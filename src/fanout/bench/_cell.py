@@ -75,7 +75,8 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
                 helpers=params.get("helper_pids", []),
             )
             out["wall_s"].append(usage.wall_s)
-            out["others_share"].append(usage.others_share)
+            if usage.others_share is not None:
+                out["others_share"].append(usage.others_share)
             out["cpu_s"].append(usage.cpu_s)
             out["peak_rss_bytes"] = max(out["peak_rss_bytes"], usage.peak_rss_bytes)
             out["threads"] = max(out["threads"], usage.threads)

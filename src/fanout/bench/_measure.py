@@ -85,14 +85,21 @@ class Usage:
     peak_rss_bytes: int
     threads: int
     processes: int
-    #: share of all the machine's CPUs that other programs used meanwhile (0..1)
-    others_share: float
+    #: share of all the machine's CPUs that other programs used meanwhile (0..1),
+    #: None when the run was too short to tell
+    others_share: float | None
+
+
+#: the kernel counts machine-wide CPU time in 10 ms ticks: shorter runs cannot tell
+OTHERS_MIN_WALL_S = 0.25
 
 
 def _machine_busy_s() -> float:
-    """CPU seconds all cores have spent busy since boot (steal included: the host's)."""
+    """CPU seconds all cores have spent busy since boot, in processes (steal included:
+    the host's). Interrupt time is left out: loopback networking is counted there and
+    belongs to no program."""
     t = psutil.cpu_times()
-    return float(t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0))
+    return float(t.user + t.nice + t.system + getattr(t, "steal", 0.0))
 
 
 def _cpu_of(pids: list[int]) -> float:
@@ -230,5 +237,7 @@ def measure(fn: Callable[[], T], helpers: list[int] | None = None) -> tuple[T, U
     peak = max(sampler.peak_rss, own_peak_rss())
     others = (machine_after - machine_before) - (after_self - before_self) - cpu + max(0.0, own)
     others -= helpers_after - helpers_before
-    share = min(1.0, max(0.0, others / (wall * cpu_count()))) if wall > 0 else 0.0
+    share = None
+    if wall >= OTHERS_MIN_WALL_S:
+        share = min(1.0, max(0.0, others / (wall * cpu_count())))
     return value, Usage(wall, cpu, peak, sampler.peak_threads, sampler.peak_processes, share)
