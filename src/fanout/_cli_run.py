@@ -13,7 +13,15 @@ from typing import IO, Any
 import click
 
 import fanout
-from fanout._cli_util import EXIT_FAILURES, EXIT_OK, EXIT_OUTPUT, Signals, die, load_function
+from fanout._cli_util import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    Signals,
+    die,
+    load_function,
+    open_input,
+)
 from fanout._result import Result
 
 
@@ -40,14 +48,7 @@ def _validate(path: str, spool: IO[str] | None) -> int:
 def _open_input(path: str) -> IO[str]:
     if path == "-":
         return os.fdopen(os.dup(sys.stdin.fileno()), encoding="utf-8")
-    try:
-        return open(path, encoding="utf-8")
-    except FileNotFoundError:
-        die(f"{path}: no such input file")
-    except IsADirectoryError:
-        die(f"{path}: is a directory, expected a JSONL file")
-    except OSError as exc:
-        die(f"{path}: cannot read input ({exc.strerror})")
+    return open_input(path)
 
 
 def _items(path: str) -> Iterator[Any]:

@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from types import FrameType
-from typing import NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -23,6 +23,20 @@ def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``Error: message`` on stderr (one line) and exit with ``code``."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+def open_input(path: str, *, what: str = "input", label: str | None = None,
+               binary: bool = False) -> IO[Any]:
+    """Open an input file for reading, or exit 2 with a one-line error naming it."""
+    name = label or path
+    try:
+        return open(path, "rb" if binary else "r", encoding=None if binary else "utf-8")
+    except FileNotFoundError:
+        die(f"{name}: no such {what} file")
+    except IsADirectoryError:
+        die(f"{name}: is a directory, expected a JSONL file")
+    except OSError as exc:
+        die(f"{name}: cannot read {what} ({exc.strerror})")
 
 
 class Signals:

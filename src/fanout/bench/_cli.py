@@ -9,15 +9,16 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from fanout._cli_util import die, open_input
 
 if TYPE_CHECKING:
     from fanout.bench._runner import BenchConfig
     from fanout.bench._workloads import Workload
 
-EXIT_USAGE = 2
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
 ALL_MODES = ("sequential", "thread", "async", "process")
@@ -25,18 +26,13 @@ WORKLOAD_NAMES = ("http", "sleep", "cpu", "files", "memory")
 DEFAULT_SAMPLE = 100
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
 def _names(option: str, text: str, known: tuple[str, ...]) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        _fail(f"{option} needs at least one of: {', '.join(known)}")
+        die(f"{option} needs at least one of: {', '.join(known)}")
     for name in names:
         if name not in known:
-            _fail(f"{option}: {name!r} is not known; expected one of: {', '.join(known)}")
+            die(f"{option}: {name!r} is not known; expected one of: {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 
@@ -46,9 +42,9 @@ def _levels(text: str) -> list[int]:
         try:
             level = int(part.strip())
         except ValueError:
-            _fail(f"--concurrency: {part.strip()!r} is not a whole number (e.g. 1,8,64)")
+            die(f"--concurrency: {part.strip()!r} is not a whole number (e.g. 1,8,64)")
         if level < 1:
-            _fail(f"--concurrency: levels must be >= 1 (got {level})")
+            die(f"--concurrency: levels must be >= 1 (got {level})")
         levels.append(level)
     return sorted(set(levels))
 
@@ -56,20 +52,9 @@ def _levels(text: str) -> list[int]:
 def _check_writable(option: str, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        _fail(f"{option} {path}: folder {folder} does not exist")
+        die(f"{option} {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        _fail(f"{option} {path}: not writable")
-
-
-def _open_items(path: str) -> IO[str]:
-    try:
-        return open(path, encoding="utf-8")
-    except FileNotFoundError:
-        _fail(f"{path}: no such items file")
-    except IsADirectoryError:
-        _fail(f"{path}: is a directory, expected a JSONL file")
-    except OSError as exc:
-        _fail(f"{path}: cannot read items ({exc.strerror})")
+        die(f"{option} {path}: not writable")
 
 
 def read_sample(path: str, size: int) -> tuple[list[Any], int]:
@@ -78,7 +63,7 @@ def read_sample(path: str, size: int) -> tuple[list[Any], int]:
     rng = random.Random(0)
     chosen: list[tuple[int, Any]] = []
     count = 0
-    with _open_items(path) as handle:
+    with open_input(path, what="items") as handle:
         try:
             for lineno, line in enumerate(handle, 1):
                 if not line.strip():
@@ -86,7 +71,7 @@ def read_sample(path: str, size: int) -> tuple[list[Any], int]:
                 try:
                     value = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    _fail(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})")
+                    die(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})")
                 # reservoir sampling: one pass, memory bounded by the sample
                 if count < size:
                     chosen.append((count, value))
@@ -96,9 +81,9 @@ def read_sample(path: str, size: int) -> tuple[list[Any], int]:
                         chosen[slot] = (count, value)
                 count += 1
         except UnicodeDecodeError:
-            _fail(f"{path}: not UTF-8 text; expected one JSON value per line")
+            die(f"{path}: not UTF-8 text; expected one JSON value per line")
     if count == 0:
-        _fail(f"{path}: no items (expected one JSON value per line)")
+        die(f"{path}: no items (expected one JSON value per line)")
     return [value for _, value in sorted(chosen, key=lambda pair: pair[0])], count
 
 
@@ -177,7 +162,7 @@ def bench_command(
     try:
         import psutil  # noqa: F401 - checked early for a clear message
     except ImportError:
-        _fail("fanout bench needs psutil: pip install 'fanout[bench]'")
+        die("fanout bench needs psutil: pip install 'fanout[bench]'")
     mode_list = _names("--modes", modes, ALL_MODES)
     levels = _levels(concurrency) if concurrency is not None else None
     if json_path:
@@ -187,7 +172,7 @@ def bench_command(
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            _fail("--plot needs matplotlib: pip install 'fanout[bench]'")
+            die("--plot needs matplotlib: pip install 'fanout[bench]'")
 
     from fanout.bench._runner import BenchConfig
     from fanout.bench._workloads import BUILTINS, UserWorkload, load_target
@@ -195,18 +180,18 @@ def bench_command(
     config = BenchConfig(mode_list, levels, repeats or (1 if quick else 3), quick)
     if target is None:
         if items_path is not None:
-            _fail("--items needs MODULE:FUNCTION: fanout bench mypkg.jobs:score --items x.jsonl")
+            die("--items needs MODULE:FUNCTION: fanout bench mypkg.jobs:score --items x.jsonl")
         names = _names("--workloads", workloads, WORKLOAD_NAMES) if workloads else WORKLOAD_NAMES
         _run(config, [BUILTINS[name] for name in names], json_path, plot_path, user=False)
         return
     if workloads is not None:
-        _fail("--workloads picks built-in workloads; leave it out with MODULE:FUNCTION")
+        die("--workloads picks built-in workloads; leave it out with MODULE:FUNCTION")
     if items_path is None:
-        _fail(f"{target} needs its items: --items INPUT.jsonl (one JSON value per line)")
+        die(f"{target} needs its items: --items INPUT.jsonl (one JSON value per line)")
     try:
         load_target(target)
     except ValueError as exc:
-        _fail(str(exc))
+        die(str(exc))
     values, _total = read_sample(items_path, sample)
     with _sample_file(values) as sample_path:
         workload = UserWorkload(target, sample_path, len(values))

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import click
 
@@ -36,6 +36,7 @@ from fanout._cli_util import (
     EXIT_TERMINATED,
     Signals,
     die,
+    open_input,
 )
 from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
 from fanout._result import Result
@@ -263,17 +264,6 @@ def _spool_stdin() -> str:
     return spool.name
 
 
-def _open_input(path: str, label: str) -> IO[bytes]:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        die(f"{label}: no such input file")
-    except IsADirectoryError:
-        die(f"{label}: is a directory, expected a JSONL file")
-    except OSError as exc:
-        die(f"{label}: cannot read input ({exc.strerror})")
-
-
 @click.command("http")
 @click.argument("input_path", metavar="INPUT.jsonl")
 @click.option("-o", "--output", default="-", show_default=True, metavar="OUTPUT.jsonl",
@@ -411,7 +401,7 @@ def _early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
 
 def _prepare(opts: _Settings) -> tuple[Checked, Journal, Scan]:
     """Validate the input, then open (and on --resume repair) the output."""
-    with _open_input(opts.source, opts.label) as handle:
+    with open_input(opts.source, label=opts.label, binary=True) as handle:
         try:
             checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
         except InputError as exc:
