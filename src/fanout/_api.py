@@ -224,12 +224,6 @@ class _SyncStream:
             self._cancel()
             self._join()
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
-
 
 def imap(
     fn: Callable[..., Any],

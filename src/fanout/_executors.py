@@ -40,9 +40,8 @@ class Executor(ABC):
     async def aclose(self, cancel: bool = False) -> None:  # noqa: B027 - optional hook
         """Release workers; ``cancel`` abandons (or kills) calls still running."""
 
-    def stats(self) -> dict[str, int]:
-        """Threads and processes this executor has started (for bench and tests)."""
-        return {}
+    def check_item(self, item: Any) -> None:  # noqa: B027 - optional hook
+        """Raise a ConfigError before anything runs if ``item`` cannot be run here."""
 
 
 class SequentialExecutor(Executor):
@@ -126,9 +125,6 @@ class ThreadExecutor(Executor):
         self._started = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-
-    def stats(self) -> dict[str, int]:
-        return {"threads": self._started}
 
     def _spawn(self) -> None:
         self._started += 1

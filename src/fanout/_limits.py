@@ -129,6 +129,13 @@ class AdaptiveCap:
     def cap(self) -> int:
         return max(1, int(self._cap))
 
+    def try_start(self) -> bool:
+        """Start a call at once if the cap allows it (no await on the hot path)."""
+        if self.running < self._cap:
+            self.running += 1
+            return True
+        return False
+
     async def wait_can_start(self) -> None:
         while self.running >= self.cap:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -59,17 +59,15 @@ class Run:
         fn: Callable[..., Any],
         items: Any,
         config: RunConfig,
-        executor: Executor | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
         self.config = config
         self._stop_event = stop
         self._stop_requested = False
-        self.fn = fn
-        self.executor = executor or create_executor(config.mode, fn, config.concurrency)
-        self._total: int | None = None
+        self.executor: Executor = create_executor(config.mode, fn, config.concurrency)
+        self._length: int | None = None
         with contextlib.suppress(TypeError):
-            self._total = len(items)
+            self._length = len(items)
         self._async_items = hasattr(items, "__aiter__")
         self._iter: Any = items.__aiter__() if self._async_items else iter(items)
         self._pull_lock = asyncio.Lock() if self._async_items else None
@@ -111,7 +109,7 @@ class Run:
         try:
             await self._check_first_item()
             if self.config.progress:
-                self._progress = Progress(self, self._total, self.config.description)
+                self._progress = Progress(self, self.config.description)
                 self._progress.start()
             workers = [
                 loop.create_task(self._worker()) for _ in range(self.config.concurrency)
@@ -130,7 +128,7 @@ class Run:
                     rest = self.finished()
                     if rest:
                         yield rest
-                    break
+                    return
                 if self._ready:
                     batch, self._ready = self._ready, []
                     self._delivered += len(batch)
@@ -169,18 +167,18 @@ class Run:
         out.sort(key=lambda r: r.index)
         return out
 
-    def stats(self) -> dict[str, int]:
-        return {"done": self.done, "failed": self.failed, "retried": self.retried,
-                **self.executor.stats()}
+    @property
+    def total(self) -> int | None:
+        """How many items the input holds, once known (for the progress bar)."""
+        if self._length is not None:
+            return self._length
+        return self._taken if self._exhausted else None
 
     # ------------------------------------------------------------- the input
     async def _check_first_item(self) -> None:
-        check = getattr(self.executor, "check_item", None)
-        if check is None:
-            return
         first = await self._pull(1)
         if first:
-            check(first[0])
+            self.executor.check_item(first[0])
             self._first = first
 
     async def _pull(self, n: int) -> list[Any]:
@@ -211,8 +209,6 @@ class Run:
 
     def _exhaust(self) -> None:
         self._exhausted = True
-        if self._progress is not None and self._total is None:
-            self._progress.total = self._taken
         self._wake_workers()
         self._wake_consumer()
 
@@ -232,8 +228,6 @@ class Run:
                     if items:
                         first = self._taken
                         self._taken += len(items)
-                        if self._exhausted and self._progress is not None:
-                            self._progress.total = self._taken
                         return (first, items, 0)
                     continue
             elif self._retries_pending == 0:
@@ -258,10 +252,8 @@ class Run:
                 job = await self._next_job()
                 if job is None:
                     return
-                if self._throttled:
+                if not cap.try_start():
                     await cap.wait_can_start()
-                else:
-                    cap.running += 1
                 try:
                     if limiter.active:
                         await limiter.acquire()
@@ -288,10 +280,7 @@ class Run:
         if not errors:
             results = _results(first, n, items, values, attempts, elapsed)
             self.done += n
-            if self._throttled:
-                for _ in range(n):
-                    self._limiter.notify_success()
-                    self._cap.notify_success()
+            self._recover(n)
             self._emit(first, results)
             return
         for i in range(n):
@@ -299,9 +288,7 @@ class Run:
             error = errors.get(i)
             if error is None:
                 result: Result[Any] = Result(index, item, values[i], None, attempts, elapsed[i])
-                if self._throttled:
-                    self._limiter.notify_success()
-                    self._cap.notify_success()
+                self._recover(1)
             else:
                 delay, error = self.config.retry.decide(error, attempts)
                 if delay is not None and not self._stopping:
@@ -317,6 +304,13 @@ class Run:
                     self._failure = error
             self.done += 1
             self._emit(index, [result])
+
+    def _recover(self, successes: int) -> None:
+        """After a throttle, each success narrows the pacing and widens the cap again."""
+        if self._throttled:
+            for _ in range(successes):
+                self._limiter.notify_success()
+                self._cap.notify_success()
 
     def _tune_batch(self, elapsed: Sequence[float]) -> None:
         per_item = sum(elapsed) / len(elapsed)

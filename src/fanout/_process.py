@@ -103,7 +103,6 @@ class _Slot:
         proc.start()
         child_conn.close()
         self.proc, self.conn = proc, parent_conn
-        self.pool.note_started()
         try:
             kind, body = pickle.loads(parent_conn.recv_bytes())
         except (EOFError, OSError):
@@ -245,8 +244,6 @@ class ProcessExecutor(Executor):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: list[_Slot] = []
         self._threads: list[threading.Thread] = []
-        self._started = 0
-        self._lock = threading.Lock()
 
     def check_item(self, item: Any) -> None:
         """Raise NotPicklableError before anything runs if ``item`` can't go to a worker."""
@@ -258,13 +255,6 @@ class ProcessExecutor(Executor):
                 f"{_short(item)} is not ({type(exc).__name__}: {exc}): pass plain data, "
                 "or use mode='thread'"
             ) from None
-
-    def note_started(self) -> None:
-        with self._lock:
-            self._started += 1
-
-    def stats(self) -> dict[str, int]:
-        return {"processes": self._started, "threads": len(self._threads)}
 
     def deliver(self, job: _Job, result: Outcome | BaseException) -> None:
         loop = self._loop

@@ -16,6 +16,9 @@ class _Counts(Protocol):
     failed: int
     retried: int
 
+    @property
+    def total(self) -> int | None: ...
+
 
 def want_progress(progress: bool | None) -> bool:
     """``None`` means: only when stderr is a terminal."""
@@ -30,9 +33,8 @@ def want_progress(progress: bool | None) -> bool:
 class Progress:
     """Shows a run's counters until stopped."""
 
-    def __init__(self, counts: _Counts, total: int | None, description: str) -> None:
+    def __init__(self, counts: _Counts, description: str) -> None:
         self.counts = counts
-        self.total = total
         self.description = description
         self._bar: Any = None
         self._task: Any = None
@@ -68,7 +70,7 @@ class Progress:
             transient=False,
         )
         self._task = self._bar.add_task(
-            self.description, total=self.total, failed=0, retried=0, speed="0"
+            self.description, total=self.counts.total, failed=0, retried=0, speed="0"
         )
         self._bar.start()
         self._thread = threading.Thread(target=self._tick, name="fanout-progress", daemon=True)
@@ -81,7 +83,7 @@ class Progress:
         bar.update(
             task_id,
             completed=counts.done,
-            total=self.total,
+            total=counts.total,
             failed=counts.failed,
             retried=counts.retried,
             speed=f"{speed:,.0f}" if speed >= 10 else f"{speed:.1f}",
