@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 from fanout._errors import ConfigError, Interrupted
 from fanout._executors import resolve_concurrency, resolve_mode
 from fanout._limits import parse_rate
+from fanout._loop import new_event_loop
 from fanout._orchestrator import Run, RunConfig
 from fanout._progress import want_progress
 from fanout._result import Result
@@ -80,15 +81,6 @@ def _config(
     )
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 class _SyncStream:
     """Results of a run driven on a private loop thread, handed over in batches."""
 
@@ -121,7 +113,7 @@ class _SyncStream:
             raise self._startup_error
 
     def _serve(self) -> None:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(self._pump())
 
     async def _pump(self) -> None:

@@ -39,6 +39,11 @@ def open_input(path: str, *, what: str = "input", label: str | None = None,
         die(f"{name}: cannot read {what} ({exc.strerror})")
 
 
+def signal_exit_code(signum: int) -> int:
+    """143 after SIGTERM, 130 after Ctrl-C (SIGINT)."""
+    return EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
+
+
 class Signals:
     """Turns SIGTERM into the same path as Ctrl-C (KeyboardInterrupt in the main
     thread) and remembers which one arrived, for the exit code."""
@@ -48,7 +53,7 @@ class Signals:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_TERMINATED if self.received == signal.SIGTERM else EXIT_INTERRUPTED
+        return signal_exit_code(self.received or signal.SIGINT)
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:

@@ -30,15 +30,15 @@ import click
 import fanout
 from fanout._cli_util import (
     EXIT_FAILURES,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
-    EXIT_TERMINATED,
     Signals,
     die,
     open_input,
+    signal_exit_code,
 )
 from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
+from fanout._loop import new_event_loop
 from fanout._result import Result
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._record import RecordMaker
@@ -205,7 +205,7 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
     def on_signal(signum: int) -> None:
         if stop.signum is not None:
             # a second signal while winding down: leave at once
-            os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED)
+            os._exit(signal_exit_code(signum))
         stop.signum = signum
         halt.set()
 
@@ -241,14 +241,6 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
         for signum in installed:
             loop.remove_signal_handler(signum)
         await client.aclose()
-
-
-def _loop_factory() -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
 
 
 def _spool_stdin() -> str:
@@ -428,7 +420,7 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
     stop = _Stop()
     try:
         if todo:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
                 runner.run(_send(items, client, journal, opts, summary, stop))
     except fanout.ConfigError as exc:
         die(str(exc))
@@ -443,7 +435,7 @@ def _finish(opts: _Settings, summary: Summary, kept_failed: set[Any], stop: _Sto
     if stop.error is not None:
         code = EXIT_OUTPUT
     elif stop.signum is not None:
-        code = EXIT_TERMINATED if stop.signum == signal.SIGTERM else EXIT_INTERRUPTED
+        code = signal_exit_code(stop.signum)
     elif summary.failed or kept_failed:
         code = EXIT_FAILURES
     else:

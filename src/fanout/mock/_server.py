@@ -19,6 +19,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from fanout._loop import new_event_loop
 from fanout.mock._app import build_app
 from fanout.mock._config import MockConfig, format_rate_limit, make_config
 
@@ -42,16 +43,6 @@ def reset_stats(url: str) -> None:
     request = urllib.request.Request(f"{url}/stats/reset", data=b"", method="POST")
     with _OPENER.open(request, timeout=10):
         pass
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A uvloop loop when uvloop is installed, else the default asyncio loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
 
 
 def _bind(host: str, port: int) -> socket.socket:
