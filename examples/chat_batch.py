@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 
 import fanout
+from fanout.mock import api
 
 
 class APIError(Exception):
@@ -54,18 +53,6 @@ async def run(url: str, count: int, rate: str) -> list[fanout.Result[str]]:
         return await fanout.amap(one, questions, concurrency=20, rate=rate, retries=5)
 
 
-@contextlib.contextmanager
-def api(url: str | None) -> Iterator[str]:
-    """The given base URL, or a mock chat API started here (it allows 40 requests/s)."""
-    if url:
-        yield url.rstrip("/")
-        return
-    from fanout.mock import MockServer
-
-    with MockServer(latency=0.05, jitter=0.02, rate_limit="40/s", seed=1) as server:
-        yield server.url
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("FANOUT_URL"), help="API base URL")
@@ -73,7 +60,7 @@ def main() -> int:
     parser.add_argument("--rate", default="50/s", help="our own pace, e.g. 50/s or 600/min")
     args = parser.parse_args()
 
-    with api(args.url) as base:
+    with api(args.url, latency=0.05, jitter=0.02, rate_limit="40/s", seed=1) as base:
         start = time.perf_counter()
         results = asyncio.run(run(base, args.count, args.rate))
         elapsed = time.perf_counter() - start

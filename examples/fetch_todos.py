@@ -10,33 +10,20 @@ Results come back in input order, one per item, failures included.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import fanout
+from fanout.mock import api
 
 
 def get_todo(url: str) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=10) as response:
         todo: dict[str, object] = json.load(response)
         return todo
-
-
-@contextlib.contextmanager
-def api(url: str | None) -> Iterator[str]:
-    """The given base URL, or a mock API started here (50 ms latency) for the demo."""
-    if url:
-        yield url.rstrip("/")
-        return
-    from fanout.mock import MockServer
-
-    with MockServer(latency=0.05) as server:
-        yield server.url
 
 
 def main() -> int:
@@ -46,7 +33,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
-    with api(args.url) as base:
+    with api(args.url, latency=0.05) as base:
         urls = [f"{base}/todos/{i}" for i in range(1, args.count + 1)]
         start = time.perf_counter()
         results = fanout.map(

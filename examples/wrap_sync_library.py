@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import http.client
 import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import fanout
+from fanout.mock import api
 
 
 class LegacyClient:
@@ -59,25 +58,13 @@ async def run(base: str, count: int) -> tuple[list[fanout.Result[dict[str, objec
     return results, max(gaps, default=0.0)
 
 
-@contextlib.contextmanager
-def api(url: str | None) -> Iterator[str]:
-    """The given base URL, or a mock API started here (50 ms latency)."""
-    if url:
-        yield url.rstrip("/")
-        return
-    from fanout.mock import MockServer
-
-    with MockServer(latency=0.05) as server:
-        yield server.url
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("FANOUT_URL"), help="API base URL")
     parser.add_argument("--count", type=int, default=40)
     args = parser.parse_args()
 
-    with api(args.url) as base:
+    with api(args.url, latency=0.05) as base:
         start = time.perf_counter()
         results, worst_gap = asyncio.run(run(base, args.count))
         elapsed = time.perf_counter() - start

@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from fanout.mock._cli import duration_option
+
 _MODEL = "mock-arithmetic-1"
 
 
@@ -137,15 +139,6 @@ def _all_or_error(send: Callable[[], list[str]], count: int) -> tuple[list[str |
         return [None] * count, f"{type(exc).__name__}: {exc}"
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from fanout.mock import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @click.command("demo")
 @click.option(
     "--n",
@@ -159,7 +152,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--latency",
     default="50ms",
     show_default=True,
-    callback=_duration,
+    callback=duration_option,
     metavar="DURATION",
     help="The mock API's response time: 50ms, 0.05s or 0.05.",
 )
@@ -167,7 +160,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--jitter",
     default="10ms",
     show_default=True,
-    callback=_duration,
+    callback=duration_option,
     metavar="DURATION",
     help="Response times vary uniformly by up to +/- this much.",
 )

@@ -23,12 +23,13 @@ Then, in order: over ``rate_limit`` (at most N accepted in any window of the per
 """
 
 from fanout.mock._config import MockConfig, parse_duration, parse_rate_limit
-from fanout.mock._server import MockProcess, MockServer, reset_stats, stats
+from fanout.mock._server import MockProcess, MockServer, api, reset_stats, stats
 
 __all__ = [
     "MockConfig",
     "MockProcess",
     "MockServer",
+    "api",
     "parse_duration",
     "parse_rate_limit",
     "reset_stats",

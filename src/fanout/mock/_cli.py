@@ -9,7 +9,8 @@ import click
 from fanout.mock._config import MockConfig, parse_duration, parse_rate_limit
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+def duration_option(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """A click callback: ``50ms``, ``0.05s`` or ``0.05`` to seconds."""
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -43,7 +44,7 @@ def _announce(url: str) -> None:
 )
 @click.option(
     "--latency",
-    callback=_duration,
+    callback=duration_option,
     metavar="DURATION",
     default="0",
     show_default=True,
@@ -51,7 +52,7 @@ def _announce(url: str) -> None:
 )
 @click.option(
     "--jitter",
-    callback=_duration,
+    callback=duration_option,
     metavar="DURATION",
     default="0",
     show_default=True,

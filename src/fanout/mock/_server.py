@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -321,3 +321,17 @@ class MockProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def api(url: str | None = None, **settings: Any) -> Iterator[str]:
+    """The base URL given (a real API), or a mock server started for the block.
+
+    ``settings`` are ``MockServer``'s (latency, rate_limit, ...), used only when
+    no ``url`` is given: ``with api(args.url, latency=0.05) as base: ...``.
+    """
+    if url:
+        yield url.rstrip("/")
+        return
+    with MockServer(**settings) as server:
+        yield server.url
