@@ -51,14 +51,27 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the ``fanout`` console script."""
+    """Entry point of the ``fanout`` console script.
+
+    Usage errors are one line, ``Error: what (try 'fanout run --help')``,
+    rather than click's usage block.
+    """
     try:
-        return cli.main(args=argv, prog_name="fanout")
+        return cli.main(args=argv, prog_name="fanout", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Error: aborted", err=True)
+        sys.exit(130)
     except BrokenPipeError:
         # `fanout ... | head`: the reader went away; leave quietly like click does.
         sys.stderr.close()
         sys.exit(0)
-
 
 if __name__ == "__main__":
     main()

@@ -139,3 +139,18 @@ def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert os.path.exists(out)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["proces"], "No such command 'proces'"),
+     (["run", "core_jobs:double", "in.jsonl"], "Missing option '-o'"),
+     (["run", "f:g", "in.jsonl", "-o", "o.jsonl", "--mode", "proces"], "'proces' is not one of")],
+)
+def test_usage_errors_are_one_line_with_a_hint(args: list[str], needle: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "fanout", *args], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert needle in lines[0] and "--help" in lines[0] and lines[0].startswith("Error: ")
