@@ -21,7 +21,7 @@ import contextlib
 import gc
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 from fanout._calls import Outcome
@@ -76,7 +76,8 @@ class Run:
         self._retry_ready: collections.deque[_Job] = collections.deque()
         self._retry_timers: set[asyncio.TimerHandle] = set()
         self._retries_pending = 0
-        self._buffer: dict[int, Result[Any]] = {}
+        # Finished runs of results waiting for earlier ones, by first index.
+        self._buffer: dict[int, list[Result[Any]]] = {}
         self._next_out = 0
         self._ready: list[Result[Any]] = []
         self._delivered = 0
@@ -161,7 +162,9 @@ class Run:
 
     def finished(self) -> list[Result[Any]]:
         """Results that finished but were not yet handed out (after a stop), by index."""
-        out = self._ready + list(self._buffer.values())
+        out = self._ready
+        for chunk in self._buffer.values():
+            out.extend(chunk)
         self._ready = []
         self._buffer = {}
         out.sort(key=lambda r: r.index)
@@ -190,13 +193,13 @@ class Run:
         else:
             taken = []
         if self._pull_lock is None:
-            it = self._iter
-            try:
-                for _ in range(n):
-                    taken.append(next(it))
-            except StopIteration:
+            got = list(islice(self._iter, n))
+            if len(got) < n:
                 self._exhaust()
-            return taken
+            if taken:
+                taken.extend(got)
+                return taken
+            return got
         async with self._pull_lock:
             for _ in range(n):
                 if self._exhausted:
@@ -345,12 +348,12 @@ class Run:
             nxt = first + len(results)
             buffer = self._buffer
             while nxt in buffer:
-                self._ready.append(buffer.pop(nxt))
-                nxt += 1
+                chunk = buffer.pop(nxt)
+                self._ready.extend(chunk)
+                nxt += len(chunk)
             self._next_out = nxt
         else:
-            for r in results:
-                self._buffer[r.index] = r
+            self._buffer[first] = results
         self._wake_consumer()
 
     def _wake_consumer(self) -> None:
