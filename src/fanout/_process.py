@@ -49,6 +49,7 @@ def _mp_context() -> Any:
     global _context
     with _context_lock:
         if _context is None:
+            ctx: Any
             if "forkserver" in multiprocessing.get_all_start_methods():
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(["fanout._worker", "__main__"])
