@@ -43,6 +43,7 @@ def _config(
     max_retry_after: float,
     backoff: float,
     max_backoff: float,
+    keep: bool = False,
 ) -> RunConfig:
     if not callable(fn):
         if asyncio.iscoroutine(fn):
@@ -78,6 +79,7 @@ def _config(
         progress=want_progress(progress),
         errors=errors,
         description=getattr(fn, "__name__", "fanout"),
+        keep=keep,
     )
 
 
@@ -293,7 +295,7 @@ def map(
       failure cancels the rest and is raised.
     """
     config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                     progress, errors, max_retry_after, backoff, max_backoff)
+                     progress, errors, max_retry_after, backoff, max_backoff, keep=True)
     stream = _SyncStream(fn, items, config)
     out: list[Result[Any]] = []
     try:

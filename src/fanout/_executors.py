@@ -32,6 +32,8 @@ class Executor(ABC):
     batch_target: float = 0.0
     #: the largest batch of tiny calls handed over at once
     max_batch: int = 1
+    #: whether the calls run in this process (False: no user code runs here)
+    calls_run_here: bool = True
 
     @abstractmethod
     async def submit(self, items: list[Any], timeout: float | None) -> Outcome:

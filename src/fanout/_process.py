@@ -268,6 +268,7 @@ class ProcessExecutor(Executor):
 
     batch_target = 0.02
     max_batch = 8192
+    calls_run_here = False
 
     def __init__(self, fn: Callable[..., Any], size: int) -> None:
         if getattr(multiprocessing.current_process(), "_inheriting", False):
