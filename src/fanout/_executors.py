@@ -19,7 +19,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from fanout._calls import Outcome, SyncRunner, failed, is_async_callable, run_async_batch
+from fanout._calls import (
+    Deadlines,
+    Outcome,
+    SyncRunner,
+    failed,
+    is_async_callable,
+    run_async_batch,
+)
 from fanout._errors import CallTimeout, ConfigError
 
 MODES = ("sequential", "thread", "async", "process", "auto")
@@ -34,6 +41,24 @@ class Executor(ABC):
     max_batch: int = 1
     #: whether the calls run in this process (False: no user code runs here)
     calls_run_here: bool = True
+    #: the run's loop, once a batch was submitted
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    _deadlines: Deadlines | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The run's loop, looked up once: asyncio's lookup makes a getpid() system call."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
+    def _deadlines_here(self) -> Deadlines:
+        """The deadlines of the calls this executor awaits on the run's loop."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(self._running_loop())
+        return deadlines
 
     @abstractmethod
     async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
@@ -64,7 +89,7 @@ class SequentialExecutor(Executor):
 
     async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
         if self._async:
-            return await run_async_batch(self._fn, items, timeout)
+            return await run_async_batch(self._fn, items, timeout, self._deadlines_here())
         if timeout is None:
             return self._runner.run_batch(items)
         if self._thread is None:
@@ -73,6 +98,8 @@ class SequentialExecutor(Executor):
 
     async def aclose(self, cancel: bool = False) -> None:
         self._runner.close()
+        if self._deadlines is not None:
+            self._deadlines.close()
         if self._thread is not None:
             await self._thread.aclose(cancel)
 
@@ -87,7 +114,11 @@ class AsyncExecutor(Executor):
         self._fn = fn
 
     async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
-        return await run_async_batch(self._fn, items, timeout)
+        return await run_async_batch(self._fn, items, timeout, self._deadlines_here())
+
+    async def aclose(self, cancel: bool = False) -> None:
+        if self._deadlines is not None:
+            self._deadlines.close()
 
 
 class _Job:
@@ -125,7 +156,6 @@ class ThreadExecutor(Executor):
         self._all: list[threading.Thread] = []
         self._abandoned: set[threading.Thread] = set()
         self._started = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     def _spawn(self) -> None:
@@ -194,9 +224,7 @@ class ThreadExecutor(Executor):
     async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
         if self._closed:
             raise RuntimeError("executor is closed")
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         job = _Job(items, loop.create_future())
         with self._lock:
             self._busy += 1

@@ -63,6 +63,7 @@ class Run:
         stop: asyncio.Event | None = None,
     ) -> None:
         self.config = config
+        self._loop = asyncio.get_running_loop()  # a Run lives on the loop it is made on
         self._stop_event = stop
         self._stop_requested = False
         self.executor: Executor = create_executor(config.mode, fn, config.concurrency)
@@ -106,7 +107,7 @@ class Run:
     # ----------------------------------------------------------- the consumer
     async def results(self) -> AsyncGenerator[list[Result[Any]], None]:
         """Batches of results, in input order or as they finish."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         workers: list[asyncio.Task[None]] = []
         clean = False
         try:
@@ -222,7 +223,6 @@ class Run:
 
     # ----------------------------------------------------------- the workers
     async def _next_job(self) -> _Job | None:
-        loop = asyncio.get_running_loop()
         while True:
             if self._stopping or self._failure is not None:
                 return None
@@ -240,7 +240,7 @@ class Run:
                     continue
             elif self._retries_pending == 0:
                 return None
-            waiter = loop.create_future()
+            waiter = self._loop.create_future()
             self._worker_waiters.append(waiter)
             await waiter
 
@@ -333,7 +333,6 @@ class Run:
     def _schedule_retry(self, job: _Job, delay: float) -> None:
         self._retries_pending += 1
         self.retried += 1
-        loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle
 
         def due() -> None:
@@ -342,7 +341,7 @@ class Run:
             self._retry_ready.append(job)
             self._wake_workers()
 
-        timer = loop.call_later(delay, due)
+        timer = self._loop.call_later(delay, due)
         self._retry_timers.add(timer)
 
     # ------------------------------------------------------------ the output
@@ -373,6 +372,8 @@ def _results(
     elapsed: Sequence[float], freeze: bool,
 ) -> list[Result[Any]]:
     """One batch of Results, made with at most one garbage collection (see _gc)."""
+    if n == 1:
+        return [Result(first, items[0], values[0], None, attempts, elapsed[0])]
     return build_many(
         lambda: list(map(Result, range(first, first + n), items, values,
                          repeat(None, n), repeat(attempts, n), elapsed)),

@@ -287,7 +287,6 @@ class ProcessExecutor(Executor):
         self.size = size
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.cancelling = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: list[_Slot] = []
         self._threads: list[threading.Thread] = []
 
@@ -312,9 +311,7 @@ class ProcessExecutor(Executor):
             pass
 
     async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         if len(self._slots) < self.size:
             slot = _Slot(self)
             thread = threading.Thread(target=slot.serve, name="fanout-process-slot", daemon=True)

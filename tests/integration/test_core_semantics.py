@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import core_jobs as jobs
 import pytest
@@ -216,6 +218,70 @@ def test_async_timeout_cancels_the_coroutine() -> None:
     assert [r.ok for r in results] == [True, False, True]
     assert isinstance(results[1].error, fanout.CallTimeout)
     assert cancelled == [30]
+
+
+def test_async_timeouts_share_one_timer_and_still_hit_each_late_call() -> None:
+    # 300 calls on 50 workers; every 30th hangs. Each hung call must time out on
+    # its own deadline while quick calls keep starting (and finishing) around it.
+    async def work(x: int) -> int:
+        await asyncio.sleep(30 if x % 30 == 7 else 0.001)
+        return x
+
+    async def main() -> tuple[list[fanout.Result[int]], int]:
+        loop = asyncio.get_running_loop()
+        timers = 0
+        call_at = loop.call_at
+
+        def counting_call_at(*args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+            nonlocal timers
+            timers += 1
+            return call_at(*args, **kwargs)
+
+        loop.call_at = counting_call_at  # type: ignore[method-assign]
+        results = await fanout.amap(work, range(300), mode="async", concurrency=50,
+                                    timeout=0.3)
+        return results, timers
+
+    start = time.monotonic()
+    results, timers = asyncio.run(main())
+    late = [r.index for r in results if not r.ok]
+    assert late == [x for x in range(300) if x % 30 == 7]
+    assert all(isinstance(results[i].error, fanout.CallTimeout) for i in late)
+    assert all(0.29 <= results[i].elapsed < 1.0 for i in late)
+    assert time.monotonic() - start < 5
+    # asyncio.sleep makes a timer per call; the deadlines added only a few
+    assert timers < 300 + 50
+
+
+def test_a_call_that_swallows_its_timeout_is_still_a_timeout_and_the_run_goes_on() -> None:
+    async def stubborn(x: int) -> int:
+        if x == 1:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(30)
+            await asyncio.sleep(0.05)
+        return x
+
+    results = fanout.map(stubborn, range(4), mode="async", timeout=0.2)
+    assert [r.ok for r in results] == [True, True, True, True]
+    assert [r.value for r in results] == [0, 1, 2, 3]
+
+
+def test_cancelling_the_consumer_is_not_mistaken_for_a_timeout() -> None:
+    started = asyncio.Event()
+
+    async def slow(x: int) -> int:
+        started.set()
+        await asyncio.sleep(30)
+        return x
+
+    async def main() -> None:
+        task = asyncio.ensure_future(fanout.amap(slow, range(3), mode="async", timeout=20))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(main(), 10))
 
 
 def test_sync_function_in_async_mode_runs_in_threads_without_blocking() -> None:

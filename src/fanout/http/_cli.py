@@ -414,7 +414,7 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
     items = _Items(opts.source, opts.ctx, checked, found.done, todo)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
                       kept_failed=len(found.failed))
-    client = HttpClient(concurrency=opts.concurrency, timeout=opts.timeout,
+    client = HttpClient(concurrency=opts.concurrency,
                         retry_statuses=opts.statuses, max_body=opts.max_body,
                         include_headers=opts.include_headers, verify_tls=not opts.insecure)
     stop = _Stop()

@@ -136,14 +136,12 @@ class HttpClient:
         self,
         *,
         concurrency: int,
-        timeout: float | None,
         retry_statuses: Iterable[int] = DEFAULT_RETRY_STATUSES,
         max_body: int | None = None,
         include_headers: bool = False,
         verify_tls: bool = True,
     ) -> None:
         self.concurrency = concurrency
-        self.timeout = timeout
         self.retry_statuses = frozenset(retry_statuses)
         self.max_body = max_body
         self.include_headers = include_headers
@@ -161,11 +159,10 @@ class HttpClient:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            # the orchestrator cancels the call at ``timeout``; aiohttp's own total
-            # deadline is only a backstop, set just after it so the core's always wins
-            timeout=aiohttp.ClientTimeout(
-                total=None if self.timeout is None else self.timeout * 1.1 + 0.1
-            ),
+            # The orchestrator cancels the call at ``timeout`` (connect, send,
+            # headers and body: the whole attempt). No aiohttp timers besides:
+            # they would cost two more timer operations per request.
+            timeout=aiohttp.ClientTimeout(total=None),
             cookie_jar=aiohttp.DummyCookieJar(),  # requests must not share cookies
             raise_for_status=False,
             auto_decompress=True,
