@@ -83,6 +83,28 @@ def _config(
     )
 
 
+def run_config(
+    fn: Callable[..., Any],
+    *,
+    mode: Mode = "auto",
+    concurrency: int | None = None,
+    ordered: bool = True,
+    timeout: float | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = None,
+    rate: str | float | None = None,
+    progress: bool | None = None,
+    errors: Errors = "collect",
+    max_retry_after: float = 120.0,
+    backoff: float = 0.5,
+    max_backoff: float = 30.0,
+) -> RunConfig:
+    """The checked configuration of a run, for fanout's own commands that drive
+    ``Run`` directly; the keywords are those of ``map``."""
+    return _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
+                   progress, errors, max_retry_after, backoff, max_backoff)
+
+
 class _SyncStream:
     """Results of a run driven on a private loop thread, handed over in batches."""
 

@@ -21,13 +21,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import click
 
 import fanout
+from fanout._api import run_config
 from fanout._cli_util import (
     EXIT_FAILURES,
     EXIT_OK,
@@ -39,7 +40,7 @@ from fanout._cli_util import (
 )
 from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
 from fanout._loop import new_event_loop
-from fanout._result import Result
+from fanout._orchestrator import Run
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._record import RecordMaker
 from fanout.http._spec import (
@@ -221,19 +222,22 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
-    results = cast("AsyncGenerator[Result[Any], None]", fanout.aimap(
-        client, items, mode="async", concurrency=opts.concurrency,
-        ordered=not opts.unordered, timeout=opts.timeout, retries=opts.retries,
-        retry_on=is_retryable, rate=opts.rate, progress=opts.progress,
-        max_retry_after=opts.max_retry_after, stop=halt,
-    ))
+    config = run_config(
+        client, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
+        timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable, rate=opts.rate,
+        progress=opts.progress, max_retry_after=opts.max_retry_after,
+    )
+    # Result batches as they finish, straight from the orchestrator: what aimap
+    # yields one by one, without an async generator step per request.
+    batches = Run(client, items, config, stop=halt).results()
     try:
-        async with contextlib.aclosing(results):
-            async for result in results:
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
                 if writer.failed:
                     continue  # the output refused a write: just let the run wind down
-                writer.add(maker.line(result))
-                summary.add(result)
+                for result in batch:
+                    writer.add(maker.line(result))
+                    summary.add(result)
         writer.flush()
     except JournalError as exc:
         stop.error = exc

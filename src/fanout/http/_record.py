@@ -112,17 +112,17 @@ class RecordMaker:
             return None
         if "\n" in text or "\r" in text:  # only whitespace there: strings can't hold them
             text = text.replace("\r", " ").replace("\n", " ")
-        if "\u2028" in text or "\u2029" in text:  # line breaks to some readers
-            text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
         spec: RequestSpec = result.item
         key = spec.id
-        key_text = str(key) if type(key) is int else _dumps(key)
         line = (
-            f'{{"id": {key_text}, "index": {spec.index}, "ok": true, '
+            f'{{"id": {key if isinstance(key, int) else _json_string(key)}, '
+            f'"index": {spec.index}, "ok": true, '
             f'"status": {response.status}, "json": {text}, "error": null, '
             f'"attempts": {result.attempts}, '
             f'"elapsed_ms": {round(result.elapsed * 1000.0, 3)!r}}}\n'
         )
+        if "\u2028" in line or "\u2029" in line:  # line breaks to some readers
+            line = line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
         if spec.secrets and self._scrubber(spec.secrets).found_in_json(line):
             return None
         try:
@@ -133,6 +133,8 @@ class RecordMaker:
 
 # json.loads minus its per-call argument handling and encoding sniffing
 _decode_json = json.JSONDecoder().raw_decode
+# json.dumps(a_str, ensure_ascii=False) without building an encoder per call
+_json_string = json.encoder.encode_basestring
 # a JSON document worth splicing starts with one of these bytes: { [ "
 _JSON_START = frozenset(b'{["')
 
