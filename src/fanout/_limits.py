@@ -83,11 +83,8 @@ class RateLimiter:
         self._paused_until = -math.inf
         self._slowdown = 1.0
         self._lock = asyncio.Lock()
-
-    @property
-    def active(self) -> bool:
-        """Whether acquire() can ever wait (a rate is set, or a throttle happened)."""
-        return self._interval > 0 or self._paused_until > -math.inf
+        #: whether acquire() can ever wait: a rate is set, or a throttle happened
+        self.active = self._interval > 0
 
     def _next_allowed(self) -> float:
         spacing = self._interval * self._slowdown
@@ -107,6 +104,7 @@ class RateLimiter:
     def throttle(self, delay: float) -> None:
         """The remote side asked us to slow down: pause every start for ``delay`` s."""
         self._paused_until = max(self._paused_until, self._clock() + max(delay, 0.0))
+        self.active = True
         self._slowdown = min(self._slowdown * 2.0, _MAX_SLOWDOWN)
 
     def notify_success(self) -> None:
@@ -149,7 +147,8 @@ class AdaptiveCap:
 
     def notify_finished(self) -> None:
         self.running -= 1
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def throttle(self) -> None:
         self._cap = max(1.0, min(self._cap, float(self.running)) / 2.0)

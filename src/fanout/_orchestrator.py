@@ -20,7 +20,7 @@ import collections
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 from typing import Any
 
 from fanout._calls import Outcome
@@ -185,31 +185,24 @@ class Run:
 
     # ------------------------------------------------------------- the input
     async def _check_first_item(self) -> None:
-        first = await self._pull(1)
-        if first:
-            self.executor.check_item(first[0])
-            self._first = first
-
-    async def _pull(self, n: int) -> list[Any]:
-        if self._first:
-            taken, self._first = self._first[:n], self._first[n:]
-            if len(taken) == n:
-                return taken
-            n -= len(taken)
-        else:
-            taken = []
+        """Let the executor refuse the first item before anything runs (process
+        mode: not picklable); then it goes back in front of the others."""
         if self._pull_lock is None:
-            got = list(islice(self._iter, n))
-            if len(got) < n:
-                self._exhaust()
-            if taken:
-                taken.extend(got)
-                return taken
-            return got
+            first = list(islice(self._iter, 1))
+            if first:
+                self.executor.check_item(first[0])
+                self._iter = chain(first, self._iter)
+        else:
+            self._first = await self._apull(1)
+            if self._first:
+                self.executor.check_item(self._first[0])
+
+    async def _apull(self, n: int) -> list[Any]:
+        """Up to ``n`` items of an async iterable; fewer once it is exhausted."""
+        assert self._pull_lock is not None
+        taken, self._first = self._first[:n], self._first[n:]
         async with self._pull_lock:
-            for _ in range(n):
-                if self._exhausted:
-                    break
+            while len(taken) < n and not self._exhausted:
                 try:
                     taken.append(await self._iter.__anext__())
                 except StopAsyncIteration:
@@ -222,23 +215,50 @@ class Run:
         self._wake_consumer()
 
     # ----------------------------------------------------------- the workers
+    def _wanted(self) -> int:
+        """How many items the next job may take: 0 while the window is full."""
+        room = self._window - (self._taken - self._delivered)
+        if room <= 0:
+            return 0
+        return min(self._batch if not self._limiter.active else 1, room)
+
+    def _new_job(self, items: list[Any]) -> _Job:
+        first = self._taken
+        self._taken += len(items)
+        return (first, items, 0)
+
+    def _job_at_hand(self) -> _Job | None:
+        """The next job if it can be had without waiting (the common case, and no
+        coroutine to create): a retry that is due, or items of a plain iterable."""
+        if self._stopping or self._failure is not None:
+            return None
+        if self._retry_ready:
+            return self._retry_ready.popleft()
+        if self._exhausted or self._pull_lock is not None:
+            return None
+        n = self._wanted()
+        if n == 0:
+            return None
+        items = list(islice(self._iter, n))
+        if len(items) < n:
+            self._exhaust()
+            if not items:
+                return None
+        return self._new_job(items)
+
     async def _next_job(self) -> _Job | None:
         while True:
+            job = self._job_at_hand()
+            if job is not None:
+                return job
             if self._stopping or self._failure is not None:
                 return None
-            if self._retry_ready:
-                return self._retry_ready.popleft()
-            if not self._exhausted:
-                room = self._window - (self._taken - self._delivered)
-                if room > 0:
-                    n = min(self._batch if not self._limiter.active else 1, room)
-                    items = await self._pull(n)
-                    if items:
-                        first = self._taken
-                        self._taken += len(items)
-                        return (first, items, 0)
-                    continue
-            elif self._retries_pending == 0:
+            if not self._exhausted and self._pull_lock is not None and (n := self._wanted()):
+                items = await self._apull(n)
+                if items:
+                    return self._new_job(items)
+                continue
+            if self._exhausted and self._retries_pending == 0:
                 return None
             waiter = self._loop.create_future()
             self._worker_waiters.append(waiter)
@@ -257,7 +277,7 @@ class Run:
             cap = self._cap
             timeout = self.config.timeout
             while True:
-                job = await self._next_job()
+                job = self._job_at_hand() or await self._next_job()
                 if job is None:
                     return
                 if not cap.try_start():
