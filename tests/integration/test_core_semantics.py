@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import core_jobs as jobs
@@ -389,3 +389,30 @@ def test_thread_pool_threads_are_gone_when_map_returns() -> None:
     before = threading.active_count()
     fanout.map(time.sleep, [0.01] * 200, mode="thread", concurrency=200)
     assert threading.active_count() <= before + 1
+
+
+def test_aimap_takes_an_async_iterable_lazily_and_in_order() -> None:
+    pulled: list[int] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        for i in itertools.count():
+            pulled.append(i)
+            await asyncio.sleep(0)
+            yield i
+
+    async def empty() -> AsyncIterator[int]:
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+    async def main() -> tuple[list[int], list[Result[int]]]:
+        got = []
+        async for r in fanout.aimap(jobs.adouble, numbers(), mode="async", concurrency=4):
+            got.append(r.value)
+            if len(got) == 50:
+                break
+        return got, await fanout.amap(jobs.adouble, empty(), mode="async")
+
+    got, none = asyncio.run(main())
+    assert got == [2 * i for i in range(50)]
+    assert none == []
+    assert len(pulled) < 2000  # within the window (1,536 here), not drained
