@@ -196,7 +196,7 @@ class HttpClient:
                 status = resp.status
                 location = resp.headers.get("Location") if status in _REDIRECTS else None
                 if location is None:
-                    return await self._finish(resp)
+                    return self._judge(resp, await self._response(resp))
                 if hop == MAX_REDIRECTS:
                     raise TooManyRedirects(await self._response(resp))
                 current = resp.url
@@ -204,7 +204,7 @@ class HttpClient:
                 if origin is None:
                     origin = current.origin()
                 if target.scheme not in ("http", "https"):
-                    return await self._finish(resp)
+                    return self._judge(resp, await self._response(resp))
                 if spec.sensitive and (
                     target.origin() != origin or (current.scheme == "https"
                                                   and target.scheme == "http")
@@ -243,8 +243,8 @@ class HttpClient:
         headers = list(resp.headers.items()) if self.include_headers else None
         return Response(resp.status, resp.reason or "", headers, body, truncated)
 
-    async def _finish(self, resp: aiohttp.ClientResponse) -> Response:
-        response = await self._response(resp)
+    def _judge(self, resp: aiohttp.ClientResponse, response: Response) -> Response:
+        """The response if its status is a success, else the HTTPStatusError to raise."""
         status = response.status
         if 200 <= status < 300:
             return response
