@@ -29,22 +29,24 @@ Mode = Literal["auto", "sequential", "thread", "async", "process"]
 Errors = Literal["collect", "raise"]
 
 
-def _config(
+def run_config(
     fn: Callable[..., Any],
-    mode: str,
-    concurrency: int | None,
-    ordered: bool,
-    timeout: float | None,
-    retries: int,
-    retry_on: RetryOn,
-    rate: str | float | None,
-    progress: bool | None,
-    errors: str,
-    max_retry_after: float,
-    backoff: float,
-    max_backoff: float,
+    mode: str = "auto",
+    concurrency: int | None = None,
+    ordered: bool = True,
+    timeout: float | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = None,
+    rate: str | float | None = None,
+    progress: bool | None = None,
+    errors: str = "collect",
+    max_retry_after: float = 120.0,
+    backoff: float = 0.5,
+    max_backoff: float = 30.0,
     keep: bool = False,
 ) -> RunConfig:
+    """The checked configuration of a run; the parameters are those of ``map``
+    (fanout's own commands that drive ``Run`` directly call it by keyword)."""
     if not callable(fn):
         if asyncio.iscoroutine(fn):
             fn.close()
@@ -81,28 +83,6 @@ def _config(
         description=getattr(fn, "__name__", "fanout"),
         keep=keep,
     )
-
-
-def run_config(
-    fn: Callable[..., Any],
-    *,
-    mode: Mode = "auto",
-    concurrency: int | None = None,
-    ordered: bool = True,
-    timeout: float | None = None,
-    retries: int = 0,
-    retry_on: RetryOn = None,
-    rate: str | float | None = None,
-    progress: bool | None = None,
-    errors: Errors = "collect",
-    max_retry_after: float = 120.0,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-) -> RunConfig:
-    """The checked configuration of a run, for fanout's own commands that drive
-    ``Run`` directly; the keywords are those of ``map``."""
-    return _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                   progress, errors, max_retry_after, backoff, max_backoff)
 
 
 class _SyncStream:
@@ -265,8 +245,8 @@ def imap(
     keyword is described in ``map``. Ctrl-C raises ``fanout.Interrupted``
     carrying the results that finished but were not yet yielded.
     """
-    config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                     progress, errors, max_retry_after, backoff, max_backoff)
+    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
+                        progress, errors, max_retry_after, backoff, max_backoff)
     return _iterate(_SyncStream(fn, items, config))
 
 
@@ -316,8 +296,8 @@ def map(
     - ``errors``: ``"collect"`` failures as results; ``"raise"`` the first
       failure cancels the rest and is raised.
     """
-    config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                     progress, errors, max_retry_after, backoff, max_backoff, keep=True)
+    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
+                        progress, errors, max_retry_after, backoff, max_backoff, keep=True)
     stream = _SyncStream(fn, items, config)
     out: list[Result[Any]] = []
     try:
@@ -357,8 +337,8 @@ async def aimap(
     start, calls in flight are cancelled, and every result that had finished
     is still yielded (by index) before the iteration ends.
     """
-    config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                     progress, errors, max_retry_after, backoff, max_backoff)
+    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
+                        progress, errors, max_retry_after, backoff, max_backoff)
     run = Run(fn, items, config, stop=stop)
     batches = run.results()
     try:
@@ -391,8 +371,8 @@ async def amap(
 
     ``stop`` works as in ``aimap``: the results returned are those that finished.
     """
-    config = _config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                     progress, errors, max_retry_after, backoff, max_backoff)
+    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
+                        progress, errors, max_retry_after, backoff, max_backoff)
     run = Run(fn, items, config, stop=stop)
     out: list[Result[Any]] = []
     batches = run.results()

@@ -99,7 +99,6 @@ class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._due: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
@@ -112,10 +111,7 @@ class Deadlines:
 
     def remove(self, task: asyncio.Task[Any]) -> bool:
         """Forget ``task``'s deadline; True if it had passed (the task was cancelled)."""
-        if self._due.pop(task, None) is not None:
-            return False
-        self._expired.discard(task)
-        return True
+        return self._due.pop(task, None) is None
 
     def close(self) -> None:
         if self._timer is not None:
@@ -134,7 +130,6 @@ class Deadlines:
         late = [task for task, at in self._due.items() if at <= now]
         for task in late:
             del self._due[task]
-            self._expired.add(task)
             task.cancel()
         if self._due:
             self._arm(min(self._due.values()))

@@ -45,7 +45,7 @@ class RunConfig:
     progress: bool = False
     errors: str = "collect"
     description: str = "fanout"
-    keep: bool = False  # the consumer keeps every result (map, amap)
+    keep: bool = False  # the consumer keeps every result (map)
 
 
 # A job is a run of consecutive input items: (first index, items, attempts so far).
@@ -247,22 +247,24 @@ class Run:
         return self._new_job(items)
 
     async def _next_job(self) -> _Job | None:
+        """The next job when none was at hand: wait for room in the window, a due
+        retry or the next items of an async iterable; None when the run is over."""
         while True:
-            job = self._job_at_hand()
-            if job is not None:
-                return job
             if self._stopping or self._failure is not None:
                 return None
             if not self._exhausted and self._pull_lock is not None and (n := self._wanted()):
                 items = await self._apull(n)
                 if items:
                     return self._new_job(items)
-                continue
-            if self._exhausted and self._retries_pending == 0:
+            elif self._exhausted and self._retries_pending == 0:
                 return None
-            waiter = self._loop.create_future()
-            self._worker_waiters.append(waiter)
-            await waiter
+            else:
+                waiter = self._loop.create_future()
+                self._worker_waiters.append(waiter)
+                await waiter
+            job = self._job_at_hand()
+            if job is not None:
+                return job
 
     def _wake_workers(self) -> None:
         waiters, self._worker_waiters = self._worker_waiters, []
