@@ -66,7 +66,7 @@ def prepare_fanout(base: str, n: int, tmp: str) -> str:
 
 
 def run_fanout(req: str, concurrency: int, tmp: str) -> str:
-    from fanout.http._cli import http_command
+    from fanout.cli._http import http_command
 
     out = os.path.join(tmp, "results.jsonl")
     args = [req, "-o", out, "-c", str(concurrency), "--retries", "3", "--progress"]
@@ -155,7 +155,7 @@ def child(client: str, base: str, n: int, concurrency: int) -> None:
     import importlib
 
     # import the client's libraries before the clock starts: startup is not the subject
-    for module in {"fanout": ["fanout.http._cli", "aiohttp", "uvloop", "rich.progress"],
+    for module in {"fanout": ["fanout.cli._http", "aiohttp", "uvloop", "rich.progress"],
                    "aiohttp": ["aiohttp", "uvloop"], "aiohttp-asyncio": ["aiohttp"],
                    "httpx": ["httpx", "uvloop"], "requests": ["requests"]}[client]:
         importlib.import_module(module)

@@ -7,7 +7,8 @@ Map of the package:
     _limits.py        rate limiting (GCRA) and the adaptive concurrency cap
     _retry.py         retry policy: backoff with full jitter, Retry-After
     _result.py        Result;  _errors.py: the exception tree
-    http/, mock/, bench/, cli.py   the command-line tools built on the above
+    http/, mock/, bench/  the HTTP runner, the mock API server, the benchmark
+    cli/              the ``fanout`` command and its subcommands (the library never imports it)
 """
 
 from fanout._api import aimap, amap, imap, map

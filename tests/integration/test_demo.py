@@ -7,7 +7,7 @@ import sys
 
 from click.testing import CliRunner
 
-from fanout._demo import demo_command
+from fanout.cli._demo import demo_command
 
 
 def test_demo_runs_end_to_end_and_every_way_answers_everything_right() -> None:

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
 
-from fanout.http._cli import http_command
+from fanout.cli._http import http_command
 from fanout.mock import MockServer
 
 MakeServer = Callable[..., MockServer]

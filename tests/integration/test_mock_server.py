@@ -20,8 +20,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from fanout.cli._mock_server import mock_server_command
 from fanout.mock import MockServer, parse_duration, parse_rate_limit, reset_stats, stats
-from fanout.mock._cli import mock_server_command
 
 MakeServer = Callable[..., MockServer]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from fanout.http._cli import parse_retry_on, parse_size
+from fanout.cli._http import parse_retry_on, parse_size
 
 
 def test_retry_on_accepts_codes_ranges_classes_and_none() -> None:

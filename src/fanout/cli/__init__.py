@@ -1,4 +1,7 @@
-"""The ``fanout`` command.
+"""The ``fanout`` command and its subcommands, apart from the library core.
+
+    _run.py  _http.py  _bench.py  _mock_server.py  _demo.py   one module per command
+    _util.py   what the commands share: exit codes, one-line errors, signals, input
 
 Subcommands live in their own modules and are imported only when invoked, so
 ``fanout --help`` and small commands start fast (rich, aiohttp and matplotlib
@@ -18,11 +21,13 @@ import click
 
 # name -> "module:attribute" of a click.Command
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("fanout._cli_run:run_command", "Call MODULE:FUNCTION on every JSON line of a file."),
-    "http": ("fanout.http._cli:http_command", "Send a JSONL batch of HTTP requests."),
-    "mock-server": ("fanout.mock._cli:mock_server_command", "Run the embedded mock API server."),
-    "bench": ("fanout.bench._cli:bench_command", "Measure the concurrency models side by side."),
-    "demo": ("fanout._demo:demo_command", "Offline demo: one batch done three ways, timed."),
+    "run": ("fanout.cli._run:run_command", "Call MODULE:FUNCTION on every JSON line of a file."),
+    "http": ("fanout.cli._http:http_command", "Send a JSONL batch of HTTP requests."),
+    "mock-server": (
+        "fanout.cli._mock_server:mock_server_command", "Run the embedded mock API server."
+    ),
+    "bench": ("fanout.cli._bench:bench_command", "Measure the concurrency models side by side."),
+    "demo": ("fanout.cli._demo:demo_command", "Offline demo: one batch done three ways, timed."),
 }
 
 

@@ -29,7 +29,10 @@ import click
 
 import fanout
 from fanout._api import run_config
-from fanout._cli_util import (
+from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
+from fanout._loop import new_event_loop
+from fanout._orchestrator import Run
+from fanout.cli._util import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_OUTPUT,
@@ -38,9 +41,6 @@ from fanout._cli_util import (
     open_input,
     signal_exit_code,
 )
-from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
-from fanout._loop import new_event_loop
-from fanout._orchestrator import Run
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._record import RecordMaker
 from fanout.http._spec import (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fanout._cli_util import die, open_input
+from fanout.cli._util import die, open_input
 
 if TYPE_CHECKING:
     from fanout.bench._runner import BenchConfig

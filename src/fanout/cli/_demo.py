@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from fanout.mock._cli import duration_option
+from fanout.cli._mock_server import duration_option
 
 _MODEL = "mock-arithmetic-1"
 

@@ -13,7 +13,8 @@ from typing import IO, Any
 import click
 
 import fanout
-from fanout._cli_util import (
+from fanout._result import Result
+from fanout.cli._util import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_OUTPUT,
@@ -22,7 +23,6 @@ from fanout._cli_util import (
     load_function,
     open_input,
 )
-from fanout._result import Result
 
 
 def _validate(path: str, spool: IO[str] | None) -> int:
