@@ -3,7 +3,7 @@
 Map of the package:
     _api.py           map, imap (sync, on a private loop thread), amap, aimap
     _orchestrator.py  the one scheduler: window, batching, retries, ordering, cancellation
-    _executors.py     how one call runs: sequential, thread, async (process in _process.py)
+    executors/        how one call runs: one module per mode, one registry
     _limits.py        rate limiting (GCRA) and the adaptive concurrency cap
     _retry.py         retry policy: backoff with full jitter, Retry-After
     _result.py        Result;  _errors.py: the exception tree

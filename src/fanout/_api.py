@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Literal, TypeVar
 
 from fanout._errors import ConfigError, Interrupted
-from fanout._executors import resolve_concurrency, resolve_mode
 from fanout._limits import parse_rate
 from fanout._loop import new_event_loop
 from fanout._orchestrator import Run, RunConfig
 from fanout._progress import want_progress
 from fanout._result import Result
 from fanout._retry import RetryOn, RetryPolicy
+from fanout.executors import resolve_concurrency, resolve_mode
 
 T = TypeVar("T")
 Mode = Literal["auto", "sequential", "thread", "async", "process"]

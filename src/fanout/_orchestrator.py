@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
 from typing import Any
 
-from fanout._calls import Outcome
-from fanout._executors import Executor, create_executor
 from fanout._gc import KeptResults, build_many
 from fanout._limits import AdaptiveCap, RateLimiter
 from fanout._progress import Progress
 from fanout._result import Result
 from fanout._retry import RetryPolicy, is_throttle
+from fanout.executors import Executor, create_executor
+from fanout.executors._calls import Outcome
 
 
 @dataclass(frozen=True)

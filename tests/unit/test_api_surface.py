@@ -6,7 +6,7 @@ from fanout import ConfigError, Result
 
 def test_all_lists_exactly_the_public_names() -> None:
     public = {name for name in dir(fanout) if not name.startswith("_")}
-    modules = {"cli", "http", "mock", "bench"}
+    modules = {"cli", "executors", "http", "mock", "bench"}
     assert set(fanout.__all__) == public - modules
     for name in fanout.__all__:
         assert getattr(fanout, name) is not None

@@ -24,8 +24,6 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from fanout import _worker
-from fanout._calls import Outcome, failed
 from fanout._errors import (
     CallTimeout,
     ConfigError,
@@ -33,7 +31,9 @@ from fanout._errors import (
     NotPicklableError,
     WorkerCrashed,
 )
-from fanout._executors import Executor
+from fanout.executors import _worker
+from fanout.executors._base import Executor
+from fanout.executors._calls import Outcome, failed
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _KILL_GRACE = 1.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
@@ -52,7 +52,7 @@ def _mp_context() -> Any:
             ctx: Any
             if "forkserver" in multiprocessing.get_all_start_methods():
                 ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["fanout._worker", "__main__"])
+                ctx.set_forkserver_preload(["fanout.executors._worker", "__main__"])
                 if sys.version_info < (3, 13):
                     _start_forkserver_with_main()
             else:

@@ -10,8 +10,8 @@ import threading
 import traceback
 from multiprocessing.connection import Connection
 
-from fanout._calls import Outcome, SyncRunner
 from fanout._errors import RemoteError
+from fanout.executors._calls import Outcome, SyncRunner
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
