@@ -11,7 +11,7 @@ Map of the package:
     cli/              the ``fanout`` command and its subcommands (the library never imports it)
 """
 
-from fanout._api import aimap, amap, imap, map
+from fanout._api import aimap, aimap_batches, amap, imap, map
 from fanout._errors import (
     CallTimeout,
     ConfigError,
@@ -34,6 +34,7 @@ __all__ = [
     "Result",
     "WorkerCrashed",
     "aimap",
+    "aimap_batches",
     "amap",
     "imap",
     "map",

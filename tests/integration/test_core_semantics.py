@@ -416,3 +416,19 @@ def test_aimap_takes_an_async_iterable_lazily_and_in_order() -> None:
     assert got == [2 * i for i in range(50)]
     assert none == []
     assert len(pulled) < 2000  # within the window (1,536 here), not drained
+
+
+def test_aimap_batches_yields_every_result_once_in_order_in_lists() -> None:
+    async def double(x: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * x
+
+    async def collect() -> list[list[fanout.Result[Any]]]:
+        return [batch async for batch in fanout.aimap_batches(double, range(1000), concurrency=7)]
+
+    batches = asyncio.run(collect())
+    flat = [r for batch in batches for r in batch]
+    assert [r.index for r in flat] == list(range(1000))
+    assert [r.value for r in flat] == [2 * i for i in range(1000)]
+    assert all(isinstance(batch, list) and batch for batch in batches)
+    assert len(batches) < 1000  # handed over in bursts, not one by one

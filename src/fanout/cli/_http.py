@@ -28,10 +28,8 @@ from typing import Any
 import click
 
 import fanout
-from fanout._api import run_config
 from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
 from fanout._loop import new_event_loop
-from fanout._orchestrator import Run
 from fanout.cli._util import (
     EXIT_FAILURES,
     EXIT_OK,
@@ -222,14 +220,12 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
-    config = run_config(
-        client, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
+    # Result batches as they finish: one iteration step per burst, not per request.
+    batches = fanout.aimap_batches(
+        client, items, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
         timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable, rate=opts.rate,
-        progress=opts.progress, max_retry_after=opts.max_retry_after,
+        progress=opts.progress, max_retry_after=opts.max_retry_after, stop=halt,
     )
-    # Result batches as they finish, straight from the orchestrator: what aimap
-    # yields one by one, without an async generator step per request.
-    batches = Run(client, items, config, stop=halt).results()
     try:
         async with contextlib.aclosing(batches):
             async for batch in batches:
