@@ -1,88 +1,29 @@
-"""The public entry points: map, imap (sync) and amap, aimap (async).
+"""The public entry points: map, imap (sync) and amap, aimap, aimap_batches (async).
 
 The sync API runs the orchestrator on an event loop of its own, in a thread of
 its own, so it works the same from a script, a thread, or code that already
 runs a loop (a Jupyter notebook), and Ctrl-C stays with the caller's thread.
+Every entry point takes the same keywords, defined and checked once in
+``_config`` (``Options``); each is described in ``map``'s docstring.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import queue
+import signal
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
-from typing import Any, Literal, TypeVar
+from types import FrameType
+from typing import Any, NoReturn, Unpack
 
-from fanout._errors import ConfigError, Interrupted
-from fanout._limits import parse_rate
+from fanout._config import ASYNC_OPTIONS, AsyncOptions, Options, RunConfig, configure
+from fanout._errors import Interrupted
+from fanout._interrupt import raise_interrupted
 from fanout._loop import new_event_loop
-from fanout._orchestrator import Run, RunConfig
-from fanout._progress import want_progress
-from fanout._result import Result
-from fanout._retry import RetryOn, RetryPolicy
-from fanout.executors import resolve_concurrency, resolve_mode
-
-T = TypeVar("T")
-Mode = Literal["auto", "sequential", "thread", "async", "process"]
-Errors = Literal["collect", "raise"]
-
-
-def run_config(
-    fn: Callable[..., Any],
-    mode: str = "auto",
-    concurrency: int | None = None,
-    ordered: bool = True,
-    timeout: float | None = None,
-    retries: int = 0,
-    retry_on: RetryOn = None,
-    rate: str | float | None = None,
-    progress: bool | None = None,
-    errors: str = "collect",
-    max_retry_after: float = 120.0,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-    keep: bool = False,
-) -> RunConfig:
-    """The checked configuration of a run; the parameters are those of ``map``
-    (fanout's own commands that drive ``Run`` directly call it by keyword)."""
-    if not callable(fn):
-        if asyncio.iscoroutine(fn):
-            fn.close()
-            raise ConfigError(
-                "expected a function, but got a coroutine object: you probably wrote "
-                "fanout.map(f(x), items); write fanout.map(f, items)"
-            )
-        raise ConfigError(f"fn must be callable (got {fn!r})")
-    resolved = resolve_mode(mode, fn)
-    if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ConfigError(f"timeout must be a number of seconds > 0 (got timeout={timeout!r})")
-    if errors not in ("collect", "raise"):
-        raise ConfigError(f"errors must be 'collect' or 'raise' (got errors={errors!r})")
-    return RunConfig(
-        mode=resolved,
-        concurrency=resolve_concurrency(concurrency, resolved),
-        ordered=bool(ordered),
-        timeout=float(timeout) if timeout is not None else None,
-        retry=RetryPolicy(
-            retries=retries,
-            retry_on=retry_on,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            max_retry_after=max_retry_after,
-        ),
-        rate=parse_rate(rate),
-        progress=want_progress(progress),
-        errors=errors,
-        description=getattr(fn, "__name__", "fanout"),
-        keep=keep,
-    )
+from fanout._orchestrator import Run
+from fanout._result import Result, Results
 
 
 class _SyncStream:
@@ -90,8 +31,11 @@ class _SyncStream:
 
     _HIGH_WATER = 65536
 
-    def __init__(self, fn: Callable[..., Any], items: Iterable[Any], config: RunConfig) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], items: Iterable[Any], config: RunConfig, api: str
+    ) -> None:
         self._fn = fn
+        self._api = api
         self._items = items
         self._config = config
         self._channel: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -125,7 +69,7 @@ class _SyncStream:
         self._task = asyncio.current_task()
         self._resume = asyncio.Event()
         try:
-            self._run = Run(self._fn, self._items, self._config)
+            self._run = Run(self._fn, self._items, self._config, api=self._api)
         except BaseException as exc:
             self._startup_error = exc
             self._started.set()
@@ -159,27 +103,52 @@ class _SyncStream:
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(resume.set)
 
-    def batches(self) -> Iterator[list[Result[Any]]]:
-        """Batches of results as the loop thread hands them over."""
+    def batches(self, *, guarded: bool = False) -> Iterator[list[Result[Any]]]:
+        """Batches of results as the loop thread hands them over.
+
+        While this waits for the next batch, Ctrl-C is a message on the channel
+        rather than an exception at an arbitrary point (which could drop a batch
+        just taken off the channel); ``guarded``: the caller holds that guard for
+        the whole iteration (``map``, which runs no user code in between).
+        """
         self.start()
         channel = self._channel
         while True:
-            try:
-                kind, payload = channel.get()
-            except KeyboardInterrupt:
-                self._interrupt()
-                raise  # not reached: _interrupt raises
+            with contextlib.nullcontext() if guarded else self.ctrl_c_as_message():
+                try:
+                    kind, payload = channel.get()
+                except KeyboardInterrupt:  # Ctrl-C with a handler of the program's own
+                    self._interrupt()
             if kind == "batch":
                 self._consumed(len(payload))
                 yield payload
                 continue
+            if kind == "sigint":
+                self._interrupt()
             self._ended = True
             self._join()
             if kind == "error":
                 raise payload
             if kind == "cancelled":
-                raise Interrupted(self._salvage())
+                raise_interrupted(self._salvage())
             return
+
+    @contextlib.contextmanager
+    def ctrl_c_as_message(self) -> Iterator[None]:
+        """Turn SIGINT into a ``("sigint", None)`` message for ``batches`` — only in
+        the main thread, and only where Python's default handler is in place."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        self._channel.put(("sigint", None))  # SimpleQueue.put is safe in a signal handler
 
     def _salvage(self) -> list[Result[Any]]:
         rest: list[Result[Any]] = []
@@ -199,13 +168,15 @@ class _SyncStream:
         if self._thread is not None:
             self._thread.join()
 
-    def _interrupt(self) -> None:
+    def _interrupt(self) -> NoReturn:
         """Ctrl-C: stop launching, cancel what runs, keep what finished; a second
         Ctrl-C while that happens leaves at once."""
+        if signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self._ended = True
         self._cancel()
         self._join()
-        raise Interrupted(self._salvage()) from None
+        raise_interrupted(self._salvage())
 
     def _cancel(self) -> None:
         loop, task = self._loop, self._task
@@ -222,32 +193,17 @@ class _SyncStream:
 
 
 def imap(
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    *,
-    mode: Mode = "auto",
-    concurrency: int | None = None,
-    ordered: bool = True,
-    timeout: float | None = None,
-    retries: int = 0,
-    retry_on: RetryOn = None,
-    rate: str | float | None = None,
-    progress: bool | None = None,
-    errors: Errors = "collect",
-    max_retry_after: float = 120.0,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
+    fn: Callable[..., Any], items: Iterable[Any], /, **options: Unpack[Options]
 ) -> Iterator[Result[Any]]:
     """Call ``fn`` on each item concurrently; yield one ``Result`` per item as they come.
 
     Items are pulled lazily as workers free up, so ``items`` may be a huge or
-    infinite generator. ``ordered=False`` yields in completion order. Each
-    keyword is described in ``map``. Ctrl-C raises ``fanout.Interrupted``
+    infinite generator. ``ordered=False`` yields in completion order. The
+    keywords are those of ``fanout.map``. Ctrl-C raises ``fanout.Interrupted``
     carrying the results that finished but were not yet yielded.
     """
-    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                        progress, errors, max_retry_after, backoff, max_backoff)
-    return _iterate(_SyncStream(fn, items, config))
+    config = configure(fn, options, api="imap")
+    return _iterate(_SyncStream(fn, items, config, "imap"))
 
 
 def _iterate(stream: _SyncStream) -> Iterator[Result[Any]]:
@@ -259,88 +215,76 @@ def _iterate(stream: _SyncStream) -> Iterator[Result[Any]]:
 
 
 def map(
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    *,
-    mode: Mode = "auto",
-    concurrency: int | None = None,
-    ordered: bool = True,
-    timeout: float | None = None,
-    retries: int = 0,
-    retry_on: RetryOn = None,
-    rate: str | float | None = None,
-    progress: bool | None = None,
-    errors: Errors = "collect",
-    max_retry_after: float = 120.0,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-) -> list[Result[Any]]:
-    """Call ``fn`` on every item concurrently; return one ``Result`` per item.
+    fn: Callable[..., Any], items: Iterable[Any], /, **options: Unpack[Options]
+) -> Results[Any]:
+    """Call ``fn`` on every item concurrently; return one ``Result`` per item, in
+    input order, as ``fanout.Results`` (a list: ``.values()`` raises
+    ``fanout.BatchError`` if any item failed; ``.failures``; ``.ok``).
+
+    Keywords (the same for ``imap``, ``amap``, ``aimap`` and ``aimap_batches``):
 
     - ``mode``: ``"sequential"``, ``"thread"`` (blocking I/O), ``"async"``
       (coroutine functions; sync ones go to the thread pool), ``"process"``
       (CPU-bound), or ``"auto"`` (async for coroutine functions, else thread).
+    - ``executor``: a configured executor instance (``fanout.ThreadExecutor()``,
+      a cluster backend with its address...), instead of ``mode``.
     - ``concurrency``: calls running at once (default: thread 32, async 100,
-      process one per core).
+      process one per core, sequential 1).
     - ``ordered``: results in input order (default) or in completion order.
-    - ``timeout``: seconds per call; a late call is recorded as ``CallTimeout``.
-    - ``retries``/``retry_on``: extra attempts on failures matching
-      ``retry_on`` (exception types or a predicate; default any Exception),
-      after exponential backoff with full jitter (``backoff`` base seconds,
-      capped at ``max_backoff``). A ``retry_after`` attribute on the exception
-      is honoured up to ``max_retry_after`` seconds; a ``throttle=True``
-      attribute makes the whole run slow down.
+    - ``timeout``: seconds per call (per attempt); a late call is recorded as
+      ``CallTimeout``: async calls are cancelled, a process worker is killed, a
+      thread runs on (Python cannot stop it) and keeps its slot until it ends.
+    - ``retries``/``retry_on``: extra attempts on failures matching ``retry_on``
+      (an exception class, a tuple or list of them, or a predicate
+      ``fn(exc) -> bool``; default any Exception), after exponential backoff
+      with full jitter (``backoff`` base seconds, capped at ``max_backoff``). A
+      ``retry_after`` attribute on the exception is honoured up to
+      ``max_retry_after`` seconds (default 120); ``retryable=False`` makes it
+      final; ``throttle=True`` makes the whole run slow down.
     - ``rate``: at most this many call starts per period, e.g. ``"20/s"``,
       ``"600/min"``, shared by all workers and retries.
-    - ``progress``: a bar on stderr (default: when stderr is a terminal).
-    - ``errors``: ``"collect"`` failures as results; ``"raise"`` the first
-      failure cancels the rest and is raised.
+    - ``progress``: a progress display (default: on a terminal or in a
+      notebook); ``progress_interval``: seconds between plain progress lines
+      when stderr is not a terminal (default 10, or ``FANOUT_PROGRESS_INTERVAL``).
+    - ``errors``: ``"collect"`` (default) keeps failures as results and logs one
+      WARNING on the ``fanout`` logger when a run had some; ``"raise"``: the
+      first failure cancels the rest and is raised.
     """
-    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                        progress, errors, max_retry_after, backoff, max_backoff, keep=True)
-    stream = _SyncStream(fn, items, config)
-    out: list[Result[Any]] = []
+    config = configure(fn, options, api="map", keep=True)
+    stream = _SyncStream(fn, items, config, "map")
+    out: Results[Any] = Results()
     try:
-        for batch in stream.batches():
-            out.extend(batch)
+        with stream.ctrl_c_as_message():
+            for batch in stream.batches(guarded=True):
+                out.extend(batch)
     except Interrupted as exc:
         out.extend(exc.results)
         out.sort(key=lambda r: r.index)
-        raise Interrupted(out) from None
+        raise_interrupted(out)
     finally:
         stream.close()
     return out
 
 
+def _async_run(
+    fn: Callable[..., Any], items: Any, options: AsyncOptions, api: str
+) -> AsyncGenerator[list[Result[Any]], None]:
+    config = configure(fn, options, api=api, allowed=ASYNC_OPTIONS)
+    return Run(fn, items, config, stop=options.get("stop"), api=api).results()
+
+
 async def aimap(
-    fn: Callable[..., Any],
-    items: Iterable[Any] | Any,
-    *,
-    mode: Mode = "auto",
-    concurrency: int | None = None,
-    ordered: bool = True,
-    timeout: float | None = None,
-    retries: int = 0,
-    retry_on: RetryOn = None,
-    rate: str | float | None = None,
-    progress: bool | None = None,
-    errors: Errors = "collect",
-    max_retry_after: float = 120.0,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-    stop: asyncio.Event | None = None,
+    fn: Callable[..., Any], items: Iterable[Any] | Any, /, **options: Unpack[AsyncOptions]
 ) -> AsyncIterator[Result[Any]]:
     """Async ``imap`` on the running loop: ``async for r in fanout.aimap(f, items)``.
 
-    ``items`` may also be an async iterable. Cancelling the consumer cancels
-    every call in flight. Setting ``stop`` is a graceful stop: no more calls
-    start, calls in flight are cancelled, and every result that had finished
-    is still yielded (by index) before the iteration ends.
+    ``items`` may also be an async iterable. The keywords are those of
+    ``fanout.map``, plus ``stop``: setting that ``asyncio.Event`` is a graceful
+    stop — no more calls start, calls in flight are cancelled, and every result
+    that had finished is still yielded (by index) before the iteration ends.
+    Cancelling the consumer cancels every call in flight.
     """
-    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                        progress, errors, max_retry_after, backoff, max_backoff)
-    run = Run(fn, items, config, stop=stop)
-    batches = run.results()
+    batches = _async_run(fn, items, options, "aimap")
     try:
         async for batch in batches:
             for result in batch:
@@ -350,22 +294,7 @@ async def aimap(
 
 
 async def aimap_batches(
-    fn: Callable[..., Any],
-    items: Iterable[Any] | Any,
-    *,
-    mode: Mode = "auto",
-    concurrency: int | None = None,
-    ordered: bool = True,
-    timeout: float | None = None,
-    retries: int = 0,
-    retry_on: RetryOn = None,
-    rate: str | float | None = None,
-    progress: bool | None = None,
-    errors: Errors = "collect",
-    max_retry_after: float = 120.0,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-    stop: asyncio.Event | None = None,
+    fn: Callable[..., Any], items: Iterable[Any] | Any, /, **options: Unpack[AsyncOptions]
 ) -> AsyncGenerator[list[Result[Any]], None]:
     """``aimap`` that yields lists of results as they become ready, not one by one.
 
@@ -374,9 +303,7 @@ async def aimap_batches(
     result. Each list is in input order (``ordered=True``) and follows the
     previous one; ``stop`` works as in ``aimap``.
     """
-    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                        progress, errors, max_retry_after, backoff, max_backoff)
-    batches = Run(fn, items, config, stop=stop).results()
+    batches = _async_run(fn, items, options, "aimap_batches")
     try:
         async for batch in batches:
             yield batch
@@ -385,32 +312,15 @@ async def aimap_batches(
 
 
 async def amap(
-    fn: Callable[..., Any],
-    items: Iterable[Any] | Any,
-    *,
-    mode: Mode = "auto",
-    concurrency: int | None = None,
-    ordered: bool = True,
-    timeout: float | None = None,
-    retries: int = 0,
-    retry_on: RetryOn = None,
-    rate: str | float | None = None,
-    progress: bool | None = None,
-    errors: Errors = "collect",
-    max_retry_after: float = 120.0,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-    stop: asyncio.Event | None = None,
-) -> list[Result[Any]]:
+    fn: Callable[..., Any], items: Iterable[Any] | Any, /, **options: Unpack[AsyncOptions]
+) -> Results[Any]:
     """Async ``map`` on the running loop: ``results = await fanout.amap(f, items)``.
 
-    ``stop`` works as in ``aimap``: the results returned are those that finished.
+    Returns ``fanout.Results`` like ``map``. ``stop`` works as in ``aimap``: the
+    results returned are those that finished.
     """
-    config = run_config(fn, mode, concurrency, ordered, timeout, retries, retry_on, rate,
-                        progress, errors, max_retry_after, backoff, max_backoff)
-    run = Run(fn, items, config, stop=stop)
-    out: list[Result[Any]] = []
-    batches = run.results()
+    batches = _async_run(fn, items, options, "amap")
+    out: Results[Any] = Results()
     try:
         async for batch in batches:
             out.extend(batch)

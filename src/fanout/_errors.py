@@ -2,8 +2,11 @@
 
     FanoutError                  configuration and infrastructure problems
     ├── ConfigError (ValueError)   a bad argument: names it, its value, the fix
+    │   └── UnknownOption (TypeError)  a keyword the API does not take ("did you mean ...?")
     ├── NotPicklableError          process mode got a function or item pickle can't carry
+    ├── BatchError                 Results.values() when some items failed; carries .failures
     CallTimeout (TimeoutError)     recorded: a call ran past ``timeout=``
+    SlotsExhausted                 recorded: every slot held by a timed-out call still running
     WorkerCrashed                  recorded: the process running a call died
     RemoteError                    recorded: an exception from a worker that could not be pickled
     Interrupted (KeyboardInterrupt) raised by the sync API on Ctrl-C; carries finished results
@@ -25,6 +28,10 @@ class ConfigError(FanoutError, ValueError):
     """An argument is invalid; the message names it, its value and the fix."""
 
 
+class UnknownOption(ConfigError, TypeError):
+    """A keyword the API does not take (a ``TypeError``, as Python would raise)."""
+
+
 class NotPicklableError(ConfigError):
     """Process mode needs picklable functions and items."""
 
@@ -38,6 +45,29 @@ class CallTimeout(TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.timeout,))
+
+
+class BatchError(FanoutError):
+    """Some items of a batch failed (raised by ``Results.values()``).
+
+    ``failures`` holds the failed ``Result``s, in input order; the first one's
+    error is also this exception's ``__cause__``.
+    """
+
+    def __init__(self, failures: list[Any], total: int) -> None:
+        self.failures = failures
+        first = failures[0]
+        error = first.error
+        super().__init__(
+            f"{len(failures)} of {total} items failed; the first, item {first.index}: "
+            f"{type(error).__name__}: {error} (see .failures)"
+        )
+
+
+class SlotsExhausted(FanoutError):
+    """Recorded for items that could not start: every concurrency slot was held,
+    for longer than the timeout, by a call that timed out and is still running
+    (a thread cannot be stopped)."""
 
 
 class WorkerCrashed(FanoutError):

@@ -1,55 +1,56 @@
 """The scheduler: every policy of a run, written once for every mode.
 
-A fixed pool of ``concurrency`` worker coroutines pulls items from the input
-lazily (backpressure: an item is taken only when a worker is free and the
-window has room), hands them to the executor, and files each outcome as a
-result or a retry. Retries wait on a timer, holding no worker. Results leave
-through a reorder buffer (ordered) or as they finish; ``window`` bounds the
-items taken but not yet handed to the consumer, so memory does not grow with
-the input, and a slow consumer slows the run down instead of piling results up.
+A fixed pool of ``concurrency`` worker coroutines — one per slot — pulls jobs
+(runs of consecutive items, see ``_batching``) and hands them to the executor.
+Its parts, each a small unit of its own:
 
-Tiny calls are batched: the executor gets several items at once when calls are
-measured to be much shorter than the hand-off cost (never with a timeout or a
-rate limit, which are per call).
+    _input.Input         the items, pulled lazily (backpressure: only when a slot is free
+                         and the window has room)
+    _flow.FlowControl    the gate of every start: concurrency cap, rate, reaction to overload
+    _deadlines.Deadlines per-call deadlines, one timer; the executor stops a late call as
+                         it declares (cancel, kill, or abandon, holding the slot until it ends)
+    _retry               the retry policy, and retries waiting on timers (holding no slot)
+    _reorder.Reorder     results in input order through a bounded buffer, or as they finish
+    _batching.BatchSizer how many tiny calls travel as one job
+
+``window`` bounds the items taken but not yet handed to the consumer, so memory
+does not grow with the input and a slow consumer slows the run down instead of
+piling results up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
+import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
-from itertools import chain, islice, repeat
+from itertools import repeat
 from typing import Any
 
+from fanout._batching import BatchSizer
+from fanout._config import RunConfig
+from fanout._deadlines import Deadlines
+from fanout._errors import CallTimeout, SlotsExhausted
+from fanout._flow import FlowControl, StartGate
 from fanout._gc import KeptResults, build_many
-from fanout._limits import AdaptiveCap, RateLimiter
-from fanout._progress import Progress
+from fanout._input import Input
+from fanout._progress import Progress, want_progress
+from fanout._reorder import Reorder
 from fanout._result import Result
-from fanout._retry import RetryPolicy, is_throttle
-from fanout.executors import Executor, create_executor
-from fanout.executors._calls import Outcome
+from fanout._retry import RetryScheduler
+from fanout.executors import Executor, new_executor
+from fanout.executors._calls import Outcome, failed
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run needs besides the function and the items; plain data."""
-
-    mode: str
-    concurrency: int
-    ordered: bool = True
-    timeout: float | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    rate: float | None = None
-    progress: bool = False
-    errors: str = "collect"
-    description: str = "fanout"
-    keep: bool = False  # the consumer keeps every result (map)
-
+logger = logging.getLogger("fanout")
 
 # A job is a run of consecutive input items: (first index, items, attempts so far).
 _Job = tuple[int, list[Any], int]
+
+_STOPPED = {
+    "cancel": "",
+    "kill": "; its worker process was killed",
+    "abandon": "; it could not be stopped and runs on in its thread, its result discarded",
+}
 
 
 class Run:
@@ -61,48 +62,51 @@ class Run:
         items: Any,
         config: RunConfig,
         stop: asyncio.Event | None = None,
+        *,
+        api: str = "map",
     ) -> None:
         self.config = config
+        self.api = api
         self._loop = asyncio.get_running_loop()  # a Run lives on the loop it is made on
         self._stop_event = stop
         self._stop_requested = False
-        self.executor: Executor = create_executor(config.mode, fn, config.concurrency)
-        self._length: int | None = None
-        with contextlib.suppress(TypeError):
-            self._length = len(items)
-        self._async_items = hasattr(items, "__aiter__")
-        self._iter: Any = items.__aiter__() if self._async_items else iter(items)
-        self._pull_lock = asyncio.Lock() if self._async_items else None
-        self._taken = 0
-        self._exhausted = False
-        self._retry_ready: collections.deque[_Job] = collections.deque()
-        self._retry_timers: set[asyncio.TimerHandle] = set()
-        self._retries_pending = 0
-        # Finished runs of results waiting for earlier ones, by first index.
-        self._buffer: dict[int, list[Result[Any]]] = {}
-        self._next_out = 0
-        self._ready: list[Result[Any]] = []
+        executor = config.executor if config.executor is not None else new_executor(config.mode)
+        executor.prepare(fn, config.concurrency, config.timeout)
+        self.executor: Executor = executor
+        self._input = Input(items)
+        self._reorder = Reorder(config.ordered)
+        self._retries: RetryScheduler[_Job] = RetryScheduler(self._loop, self._wake_workers)
+        self._deadlines = Deadlines(self._loop)
+        self._flow: FlowControl = StartGate(config.concurrency, config.rate)
+        batching = config.timeout is None and not config.rate and executor.max_batch > 1
+        max_batch = executor.max_batch if batching else 1
+        self._window = (max(1024, 8 * config.concurrency)
+                        + min(2 * config.concurrency * max_batch, 65536))
+        self._sizer = BatchSizer(executor.batch_target, max_batch, self._window,
+                                 config.concurrency) if batching else None
         self._delivered = 0
         self._failure: BaseException | None = None
         self._stopping = False
         self._worker_waiters: list[asyncio.Future[None]] = []
         self._consumer_waiter: asyncio.Future[None] | None = None
-        self._limiter = RateLimiter(config.rate)
-        self._cap = AdaptiveCap(config.concurrency)
-        self._throttled = False
-        executor_ = self.executor
-        self._batch_target = executor_.batch_target
-        self._max_batch = 1 if (config.timeout is not None or config.rate) else executor_.max_batch
-        self._batch = 1
-        self._per_item = 0.0
-        batching = min(2 * config.concurrency * self._max_batch, 65536)
-        self._window = max(1024, 8 * config.concurrency) + batching
-        self._first: list[Any] = []
-        self.done = 0
-        self.failed = 0
-        self.retried = 0
-        self._progress: Progress | None = None
+        self._starve_timer: asyncio.TimerHandle | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._first_failure: Result[Any] | None = None
         self._kept = KeptResults()
+        self._progress: Progress | None = None
+        #: items finished (successes and final failures)
+        self.done = 0
+        #: items that ended in failure
+        self.failed = 0
+        #: retries scheduled
+        self.retried = 0
+        #: calls past their deadline that could not be stopped and still hold a slot
+        self.stuck = 0
+
+    @property
+    def total(self) -> int | None:
+        """How many items the input holds, once known (for the progress bar)."""
+        return self._input.total
 
     # ----------------------------------------------------------- the consumer
     async def results(self) -> AsyncGenerator[list[Result[Any]], None]:
@@ -113,15 +117,16 @@ class Run:
         try:
             if self.config.keep and not self.executor.calls_run_here:
                 self._kept.start()
-            await self._check_first_item()
-            if self.config.progress:
+            first = await self._input.peek()
+            if first:
+                self.executor.check_item(first[0])
+            if want_progress(self.config.progress):
                 self._progress = Progress(self, self.config.description)
                 self._progress.start()
-            workers = [
-                loop.create_task(self._worker()) for _ in range(self.config.concurrency)
-            ]
+            workers = [loop.create_task(self._worker()) for _ in range(self.config.concurrency)]
             if self._stop_event is not None:
                 workers.append(loop.create_task(self._watch_stop(self._stop_event)))
+            reorder = self._reorder
             while True:
                 if self._failure is not None:
                     raise self._failure
@@ -135,14 +140,14 @@ class Run:
                     if rest:
                         yield rest
                     return
-                if self._ready:
-                    batch, self._ready = self._ready, []
+                if reorder.ready:
+                    batch = reorder.take()
                     self._delivered += len(batch)
                     if self._worker_waiters:
                         self._wake_workers()
                     yield batch
                     continue
-                if self._exhausted and self._delivered == self._taken:
+                if self._input.exhausted and self._delivered == self._input.taken:
                     break
                 self._consumer_waiter = loop.create_future()
                 await self._consumer_waiter
@@ -150,8 +155,12 @@ class Run:
             clean = True
         finally:
             self._stopping = True
-            for timer in self._retry_timers:
-                timer.cancel()
+            self._retries.cancel()
+            self._deadlines.close()
+            if self._starve_timer is not None:
+                self._starve_timer.cancel()
+            if self._reaper is not None:
+                workers.append(self._reaper)
             for task in workers:
                 task.cancel()
             if workers:
@@ -160,6 +169,7 @@ class Run:
             self._kept.stop()
             if self._progress is not None:
                 self._progress.stop()
+            self._warn_failures()
 
     async def _watch_stop(self, event: asyncio.Event) -> None:
         await event.wait()
@@ -168,103 +178,73 @@ class Run:
 
     def finished(self) -> list[Result[Any]]:
         """Results that finished but were not yet handed out (after a stop), by index."""
-        out = self._ready
-        for chunk in self._buffer.values():
-            out.extend(chunk)
-        self._ready = []
-        self._buffer = {}
-        out.sort(key=lambda r: r.index)
-        return out
+        return self._reorder.salvage()
 
-    @property
-    def total(self) -> int | None:
-        """How many items the input holds, once known (for the progress bar)."""
-        if self._length is not None:
-            return self._length
-        return self._taken if self._exhausted else None
-
-    # ------------------------------------------------------------- the input
-    async def _check_first_item(self) -> None:
-        """Let the executor refuse the first item before anything runs (process
-        mode: not picklable); then it goes back in front of the others."""
-        if self._pull_lock is None:
-            first = list(islice(self._iter, 1))
-            if first:
-                self.executor.check_item(first[0])
-                self._iter = chain(first, self._iter)
-        else:
-            self._first = await self._apull(1)
-            if self._first:
-                self.executor.check_item(self._first[0])
-
-    async def _apull(self, n: int) -> list[Any]:
-        """Up to ``n`` items of an async iterable; fewer once it is exhausted."""
-        assert self._pull_lock is not None
-        taken, self._first = self._first[:n], self._first[n:]
-        async with self._pull_lock:
-            while len(taken) < n and not self._exhausted:
-                try:
-                    taken.append(await self._iter.__anext__())
-                except StopAsyncIteration:
-                    self._exhaust()
-        return taken
-
-    def _exhaust(self) -> None:
-        self._exhausted = True
-        self._wake_workers()
-        self._wake_consumer()
+    def _warn_failures(self) -> None:
+        """Failures are data, but never silent: one WARNING when a run had some."""
+        first = self._first_failure
+        if first is None or self.config.errors != "collect":
+            return
+        error = first.error
+        logger.warning(
+            "fanout.%s(%s): %d of %d items failed; the first, item %d: %s: %s",
+            self.api, self.config.description, self.failed, self.done, first.index,
+            type(error).__name__, error,
+        )
 
     # ----------------------------------------------------------- the workers
     def _wanted(self) -> int:
         """How many items the next job may take: 0 while the window is full."""
-        room = self._window - (self._taken - self._delivered)
+        room = self._window - (self._input.taken - self._delivered)
         if room <= 0:
             return 0
-        return min(self._batch if not self._limiter.active else 1, room)
+        return min(self._sizer.size, room) if self._sizer is not None else 1
 
-    def _new_job(self, items: list[Any]) -> _Job:
-        first = self._taken
-        self._taken += len(items)
-        return (first, items, 0)
-
-    def _job_at_hand(self) -> _Job | None:
+    def _job_now(self) -> _Job | None:
         """The next job if it can be had without waiting (the common case, and no
         coroutine to create): a retry that is due, or items of a plain iterable."""
         if self._stopping or self._failure is not None:
             return None
-        if self._retry_ready:
-            return self._retry_ready.popleft()
-        if self._exhausted or self._pull_lock is not None:
-            return None
+        job = self._retries.pop()
+        if job is not None:
+            return job
         n = self._wanted()
         if n == 0:
             return None
-        items = list(islice(self._iter, n))
-        if len(items) < n:
-            self._exhaust()
-            if not items:
-                return None
-        return self._new_job(items)
+        inp = self._input
+        if inp.exhausted or inp.is_async:
+            return None
+        taken = inp.take_now(n)
+        if inp.exhausted:  # just now: this take reached the end
+            self._on_exhausted()
+        return (taken[0], taken[1], 0) if taken is not None else None
 
     async def _next_job(self) -> _Job | None:
         """The next job when none was at hand: wait for room in the window, a due
         retry or the next items of an async iterable; None when the run is over."""
+        inp = self._input
         while True:
             if self._stopping or self._failure is not None:
                 return None
-            if not self._exhausted and self._pull_lock is not None and (n := self._wanted()):
-                items = await self._apull(n)
+            if inp.is_async and not inp.exhausted and (n := self._wanted()):
+                first, items = await inp.take(n)
+                if inp.exhausted:
+                    self._on_exhausted()
                 if items:
-                    return self._new_job(items)
-            elif self._exhausted and self._retries_pending == 0:
+                    return (first, items, 0)
+            elif inp.exhausted and not self._retries.waiting and not self._retries.due:
                 return None
             else:
                 waiter = self._loop.create_future()
                 self._worker_waiters.append(waiter)
                 await waiter
-            job = self._job_at_hand()
+            job = self._job_now()
             if job is not None:
                 return job
+
+    def _on_exhausted(self) -> None:
+        self._wake_workers()
+        self._wake_consumer()
 
     def _wake_workers(self) -> None:
         waiters, self._worker_waiters = self._worker_waiters, []
@@ -275,22 +255,29 @@ class Run:
     async def _worker(self) -> None:
         try:
             executor = self.executor
-            limiter = self._limiter
-            cap = self._cap
+            flow = self._flow
+            clock = self._loop.time
             timeout = self.config.timeout
+            task = asyncio.current_task()
+            assert task is not None
             while True:
-                job = self._job_at_hand() or await self._next_job()
+                job = self._job_now() or await self._next_job()
                 if job is None:
                     return
-                if not cap.try_start():
-                    await cap.wait_can_start()
+                if not flow.try_start():
+                    await flow.start()
+                started = clock()
+                if timeout is not None:
+                    await self._run_timed(job, started, timeout, task)
+                    continue
                 try:
-                    if limiter.active:
-                        await limiter.acquire()
-                    outcomes = await executor.submit(job[1], timeout)
-                finally:
-                    cap.notify_finished()
-                self._file(job, outcomes)
+                    outcome = await executor.submit(job[1])
+                except BaseException:
+                    flow.release()
+                    raise
+                flow.observe(started, outcome)
+                flow.release()
+                self._file(job, outcome)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -300,87 +287,132 @@ class Run:
                 self._failure = exc
             self._wake_consumer()
 
+    async def _run_timed(
+        self, job: _Job, started: float, timeout: float, task: asyncio.Task[None]
+    ) -> None:
+        """One call under its deadline: past it, the awaiting task is cancelled and
+        the executor stops the call as it declares; an abandoned call keeps its
+        slot until it really ends."""
+        executor, flow, deadlines = self.executor, self._flow, self._deadlines
+        base = task.cancelling()
+        call = executor.submit(job[1])
+        start = time.perf_counter()
+        deadlines.add(task, timeout)
+        try:
+            outcome = await call
+        except asyncio.CancelledError:
+            if not deadlines.remove(task) or task.uncancel() > base:
+                flow.release()
+                raise  # cancelled from outside (a stop), not by the deadline
+            error = CallTimeout(timeout, _STOPPED[executor.stops])
+            outcome = failed(error, time.perf_counter() - start)
+            flow.observe(started, outcome)
+            self._file(job, outcome)
+            ended = executor.stopped(call)
+            try:
+                if ended is None:
+                    pass
+                elif executor.stops == "abandon":
+                    await self._hold(ended)
+                else:
+                    await ended  # a killed worker: the slot is free once it is gone
+            finally:
+                flow.release()
+            return
+        except BaseException:
+            deadlines.remove(task)
+            flow.release()
+            raise
+        if deadlines.remove(task):  # the call swallowed our cancellation
+            task.uncancel()
+        flow.observe(started, outcome)
+        flow.release()
+        self._file(job, outcome)
+
+    async def _hold(self, ended: Any) -> None:
+        """Keep this slot while an abandoned call still runs. When every slot has
+        been held so for longer than the timeout, the items still waiting fail
+        instead of the run hanging."""
+        self.stuck += 1
+        if self.stuck >= self.config.concurrency and self._starve_timer is None:
+            assert self.config.timeout is not None
+            self._starve_timer = self._loop.call_later(self.config.timeout, self._starve)
+        try:
+            await ended
+        finally:
+            self.stuck -= 1
+            if self.stuck < self.config.concurrency and self._starve_timer is not None:
+                self._starve_timer.cancel()
+                self._starve_timer = None
+                self._wake_workers()  # the reaper, if any, stops at its next job
+
+    def _starve(self) -> None:
+        self._starve_timer = None
+        if self.stuck >= self.config.concurrency and self._reaper is None:
+            self._reaper = self._loop.create_task(self._reap())
+
+    async def _reap(self) -> None:
+        """While every slot is held by a stuck call, fail the items still waiting."""
+        try:
+            n = self.config.concurrency
+            while True:
+                job = self._job_now() or await self._next_job()
+                if job is None:
+                    return
+                if self.stuck < n:
+                    self._retries.due.appendleft(job)  # a slot is free again: run it
+                    self._wake_workers()
+                    return
+                error = SlotsExhausted(
+                    f"all {n} slots are held by calls that timed out and are still running "
+                    f"(timeout={self.config.timeout:g}s); this item was not started"
+                )
+                self._fail_unstarted(job, error)
+        finally:
+            self._reaper = None
+
+    def _fail_unstarted(self, job: _Job, error: BaseException) -> None:
+        first, items, attempts = job
+        for i, item in enumerate(items):
+            self._finish_failed(Result(first + i, item, None, error, attempts, 0.0))
+
     def _file(self, job: _Job, outcome: Outcome) -> None:
         first, items, attempts_before = job
         values, elapsed, errors = outcome
         attempts = attempts_before + 1
         n = len(items)
-        if attempts == 1 and self._max_batch > 1:
-            self._tune_batch(elapsed)
+        if attempts == 1 and self._sizer is not None:
+            self._sizer.observe(elapsed)
         if not errors:
             results = _results(first, n, items, values, attempts, elapsed, self._kept.active)
             self.done += n
-            self._recover(n)
-            self._emit(first, results)
+            self._reorder.add(first, results)
+            self._wake_consumer()
             return
         for i in range(n):
             index, item = first + i, items[i]
             error = errors.get(i)
             if error is None:
-                result: Result[Any] = Result(index, item, values[i], None, attempts, elapsed[i])
-                self._recover(1)
-            else:
-                delay, error = self.config.retry.decide(error, attempts)
-                if delay is not None and not self._stopping:
-                    if is_throttle(error):
-                        self._throttled = True
-                        self._limiter.throttle(delay)
-                        self._cap.throttle()
-                    self._schedule_retry((index, [item], attempts), delay)
-                    continue
-                result = Result(index, item, None, error, attempts, elapsed[i])
-                self.failed += 1
-                if self.config.errors == "raise" and self._failure is None:
-                    self._failure = error
-            self.done += 1
-            self._emit(index, [result])
+                self.done += 1
+                self._reorder.add(index, [Result(index, item, values[i], None, attempts,
+                                                 elapsed[i])])
+                continue
+            delay, error = self.config.retry.decide(error, attempts)
+            if delay is not None and not self._stopping:
+                self.retried += 1
+                self._retries.schedule((index, [item], attempts), delay)
+                continue
+            self._finish_failed(Result(index, item, None, error, attempts, elapsed[i]))
+        self._wake_consumer()
 
-    def _recover(self, successes: int) -> None:
-        """After a throttle, each success narrows the pacing and widens the cap again."""
-        if self._throttled:
-            for _ in range(successes):
-                self._limiter.notify_success()
-                self._cap.notify_success()
-
-    def _tune_batch(self, elapsed: Sequence[float]) -> None:
-        sample = elapsed[:: len(elapsed) // 64 + 1]  # summing 8,192 floats costs a batch 5%
-        per_item = sum(sample) / len(sample)
-        old = self._per_item
-        self._per_item = per_item if old == 0.0 else 0.7 * old + 0.3 * per_item
-        want = int(self._batch_target / max(self._per_item, 1e-9))
-        fair = max(1, (self._window // 2) // self.config.concurrency)
-        want = max(1, min(want, self._max_batch, fair))
-        self._batch = min(want, self._batch * 2) if want > self._batch else want
-
-    def _schedule_retry(self, job: _Job, delay: float) -> None:
-        self._retries_pending += 1
-        self.retried += 1
-        timer: asyncio.TimerHandle
-
-        def due() -> None:
-            self._retry_timers.discard(timer)
-            self._retries_pending -= 1
-            self._retry_ready.append(job)
-            self._wake_workers()
-
-        timer = self._loop.call_later(delay, due)
-        self._retry_timers.add(timer)
-
-    # ------------------------------------------------------------ the output
-    def _emit(self, first: int, results: list[Result[Any]]) -> None:
-        if not self.config.ordered:
-            self._ready.extend(results)
-        elif first == self._next_out:
-            self._ready.extend(results)
-            nxt = first + len(results)
-            buffer = self._buffer
-            while nxt in buffer:
-                chunk = buffer.pop(nxt)
-                self._ready.extend(chunk)
-                nxt += len(chunk)
-            self._next_out = nxt
-        else:
-            self._buffer[first] = results
+    def _finish_failed(self, result: Result[Any]) -> None:
+        self.done += 1
+        self.failed += 1
+        if self._first_failure is None:
+            self._first_failure = result
+        if self.config.errors == "raise" and self._failure is None:
+            self._failure = result.error
+        self._reorder.add(result.index, [result])
         self._wake_consumer()
 
     def _wake_consumer(self) -> None:

@@ -1,8 +1,10 @@
-"""The one record every input item yields."""
+"""The one record every input item yields, and the list ``map`` returns."""
 
 from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
+
+from fanout._errors import BatchError
 
 T = TypeVar("T")
 
@@ -37,6 +39,10 @@ class Result(Generic[T]):
         """True when the call returned a value (``error`` is None)."""
         return self.error is None
 
+    def __bool__(self) -> bool:
+        """``bool(result)`` is ``result.ok``."""
+        return self.error is None
+
     def unwrap(self) -> T:
         """Return the value, or raise the error the item failed with."""
         if self.error is not None:
@@ -65,3 +71,34 @@ class Result(Generic[T]):
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class Results(list[Result[T]]):
+    """What ``fanout.map`` and ``fanout.amap`` return: one ``Result`` per item, in
+    input order — a list, with the failures impossible to miss.
+
+    ``values()`` gives the values in order, or raises ``fanout.BatchError`` if
+    any item failed; ``failures`` lists the failed results; ``ok`` is True when
+    every item succeeded.
+    """
+
+    @property
+    def failures(self) -> list[Result[T]]:
+        """The results that failed, in order."""
+        return [r for r in self if r.error is not None]
+
+    @property
+    def ok(self) -> bool:
+        """True when every item succeeded."""
+        return all(r.error is None for r in self)
+
+    def values(self) -> list[T]:
+        """The values in input order; ``fanout.BatchError`` if any item failed."""
+        failures = self.failures
+        if failures:
+            raise BatchError(failures, len(self)) from failures[0].error
+        return [r.value for r in self]  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        failed = len(self.failures)
+        return f"<Results: {len(self)} items, {len(self) - failed} ok, {failed} failed>"

@@ -1,49 +1,39 @@
-"""When to retry a failed call, and how long to wait first."""
+"""Retries: when a failed call is tried again (the policy), and when it is due (the scheduler)."""
 
 from __future__ import annotations
 
+import collections
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from fanout._errors import ConfigError
+from fanout._clock import Clock, Timer
 
-RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
+#: what ``retry_on`` holds once checked: exception classes, or a predicate
+RetryMatch = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
+
+DEFAULT_BACKOFF = 0.5
+DEFAULT_MAX_BACKOFF = 30.0
+DEFAULT_MAX_RETRY_AFTER = 120.0
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter, capped; honours ``exc.retry_after``.
 
-    An exception may carry duck-typed hints: ``retryable`` (bool, overrides
+    Plain data, checked by ``fanout._config`` when a run is configured. An
+    exception may carry duck-typed hints: ``retryable`` (bool, overrides
     ``retry_on``), ``retry_after`` (seconds the remote side asked for) and
     ``throttle`` (the remote side is rate limiting the whole run).
     """
 
     retries: int = 0
-    retry_on: RetryOn = None
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    max_retry_after: float = 120.0
+    retry_on: RetryMatch = None
+    backoff: float = DEFAULT_BACKOFF
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError(f"retries must be an int >= 0 (got retries={self.retries!r})")
-        for name in ("backoff", "max_backoff", "max_retry_after"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{name} must be a number >= 0 (got {name}={value!r})")
-        on = self.retry_on
-        if on is not None and not callable(on):
-            types = on if isinstance(on, tuple) else (on,)
-            if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
-                raise ConfigError(
-                    "retry_on must be exception types or a predicate "
-                    f"(got retry_on={self.retry_on!r})"
-                )
-            object.__setattr__(self, "retry_on", types)
 
     def matches(self, exc: BaseException) -> bool:
         """Whether ``exc`` is of a kind worth retrying at all."""
@@ -70,7 +60,7 @@ class RetryPolicy:
         """
         if attempts > self.retries or not self.matches(exc):
             return None, exc
-        retry_after = _retry_after(exc)
+        retry_after = retry_after_of(exc)
         if retry_after is None:
             return self.backoff_delay(attempts), exc
         if retry_after > self.max_retry_after:
@@ -83,7 +73,8 @@ class RetryPolicy:
         return retry_after, exc
 
 
-def _retry_after(exc: BaseException) -> float | None:
+def retry_after_of(exc: BaseException) -> float | None:
+    """The seconds an exception's ``retry_after`` hint asks for, if any."""
     value: Any = getattr(exc, "retry_after", None)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return max(0.0, float(value))
@@ -93,3 +84,44 @@ def _retry_after(exc: BaseException) -> float | None:
 def is_throttle(exc: BaseException) -> bool:
     """Whether the exception says the remote side is rate limiting us."""
     return getattr(exc, "throttle", False) is True
+
+
+J = TypeVar("J")
+
+
+class RetryScheduler(Generic[J]):
+    """Jobs waiting to be retried: each waits on a timer, holding no worker, then
+    queues up as due; ``on_due`` is called whenever one becomes due."""
+
+    def __init__(self, clock: Clock, on_due: Callable[[], None]) -> None:
+        self._clock = clock
+        self._on_due = on_due
+        self._timers: set[Timer] = set()
+        self.due: collections.deque[J] = collections.deque()
+        #: jobs still waiting on their timer
+        self.waiting = 0
+
+    def schedule(self, job: J, delay: float) -> None:
+        """Make ``job`` due in ``delay`` seconds."""
+        self.waiting += 1
+        timer: Timer
+
+        def fire() -> None:
+            self._timers.discard(timer)
+            self.waiting -= 1
+            self.due.append(job)
+            self._on_due()
+
+        timer = self._clock.call_later(delay, fire)
+        self._timers.add(timer)
+
+    def pop(self) -> J | None:
+        """The next due job, if any."""
+        return self.due.popleft() if self.due else None
+
+    def cancel(self) -> None:
+        """Drop every waiting job (the run is ending)."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self.waiting = 0

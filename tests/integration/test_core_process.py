@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 import signal
 import subprocess
@@ -17,7 +18,6 @@ import core_jobs as jobs
 import pytest
 
 import fanout
-from fanout._orchestrator import Run, RunConfig
 
 HERE = Path(__file__).parent
 
@@ -88,16 +88,14 @@ def test_async_functions_are_run_to_completion_in_workers() -> None:
 
 
 def test_tiny_tasks_are_sent_in_batches() -> None:
-    async def main() -> tuple[int, int]:
-        run = Run(jobs.double, range(50_000), RunConfig(mode="process", concurrency=2))
-        count = 0
-        async for batch in run.results():
-            count += len(batch)
-        return count, run._batch
-
-    count, batch = asyncio.run(main())
-    assert count == 50_000
-    assert batch > 100
+    # Batched tiny calls reach a worker as runs of consecutive items: the pid
+    # answering them changes only between runs (one item per hand-off would
+    # switch between the two workers every few items).
+    results = fanout.map(jobs.pid_of, range(50_000), mode="process", concurrency=2)
+    pids = [r.value for r in results]
+    assert len(pids) == 50_000 and len(set(pids)) <= 2
+    switches = sum(1 for a, b in itertools.pairwise(pids) if a != b)
+    assert 50_000 / (switches + 1) > 100
 
 
 def _spawn(code: str, **kw: object) -> subprocess.Popen[str]:

@@ -12,6 +12,20 @@ def test_all_lists_exactly_the_public_names() -> None:
         assert getattr(fanout, name) is not None
 
 
+def test_every_registered_mode_publishes_its_executor_class() -> None:
+    from fanout.executors import MODES
+
+    for mode in MODES:
+        if mode == "auto":
+            continue
+        cls = next(getattr(fanout, n) for n in fanout.__all__
+                   if n.endswith("Executor") and n != "Executor"
+                   and getattr(fanout, n).mode == mode)
+        assert issubclass(cls, fanout.Executor)
+    with pytest.raises(AttributeError):
+        fanout.NoSuchExecutor  # noqa: B018
+
+
 def test_result_fields_and_unwrap() -> None:
     good = Result(0, "a", value=1, attempts=2, elapsed=0.5)
     assert (good.index, good.item, good.ok, good.value, good.error) == (0, "a", True, 1, None)

@@ -1,78 +1,91 @@
-"""Executors: how one call runs, the only thing that differs between modes.
+"""Executors: how the calls of a run are executed — the only thing that differs
+between modes. The protocol is documented in ``_base.py``.
 
-    _base.py        the Executor protocol
-    _calls.py       running a batch of calls, the part every executor shares
+    _base.py        the Executor protocol (what a backend implements)
+    _calls.py       running a batch of calls: the part every executor shares
     _sequential.py  _thread.py  _async.py  _process.py (+ _worker.py)   one mode each
 
-``create_executor`` is the one place that maps a mode to a class.
+``_REGISTRY`` below is the one list of modes: the API's ``mode=`` values, the
+error messages and the CLI's ``--mode`` choices all come from it. Adding a
+backend is one module with one ``Executor`` subclass plus one line here; its
+class is then also reachable as ``fanout.<ClassName>``. A backend's module is
+imported only when its mode is used, so optional dependencies stay optional.
 """
 
 from __future__ import annotations
 
-import os
+import difflib
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from fanout._errors import ConfigError
-from fanout.executors._async import AsyncExecutor
-from fanout.executors._base import Executor
+from fanout.executors._base import Executor, Stop
 from fanout.executors._calls import is_async_callable
-from fanout.executors._sequential import SequentialExecutor
-from fanout.executors._thread import ThreadExecutor
 
-MODES = ("sequential", "thread", "async", "process", "auto")
+#: mode name -> "module:Class" of its executor
+_REGISTRY: dict[str, str] = {
+    "sequential": "fanout.executors._sequential:SequentialExecutor",
+    "thread": "fanout.executors._thread:ThreadExecutor",
+    "async": "fanout.executors._async:AsyncExecutor",
+    "process": "fanout.executors._process:ProcessExecutor",
+}
 
-__all__ = ["MODES", "Executor", "create_executor", "resolve_concurrency", "resolve_mode"]
+#: every value ``mode=`` accepts
+MODES: tuple[str, ...] = (*_REGISTRY, "auto")
+
+__all__ = [
+    "MODES",
+    "Executor",
+    "Stop",
+    "class_names",
+    "executor_class",
+    "executor_class_named",
+    "new_executor",
+    "resolve_mode",
+]
 
 
-def _default_concurrency(mode: str) -> int:
-    return {
-        "sequential": 1,
-        "thread": 32,
-        "async": 100,
-        "process": os.cpu_count() or 2,
-    }[mode]
+def check_mode(mode: object) -> str:
+    """``mode`` if it is known, else a ConfigError listing the modes (with a hint)."""
+    if isinstance(mode, str) and mode in MODES:
+        return mode
+    close = difflib.get_close_matches(str(mode), MODES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"mode {mode!r} is not known; expected one of: {', '.join(MODES)}{hint}")
 
 
 def resolve_mode(mode: str, fn: Callable[..., Any]) -> str:
-    """Check ``mode`` and resolve ``"auto"``: coroutine functions to async, others to thread."""
-    if mode not in MODES:
-        import difflib
-
-        close = difflib.get_close_matches(str(mode), MODES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"mode {mode!r} is not known; expected one of: {', '.join(MODES)}{hint}"
-        )
+    """A registered mode for ``mode``: ``"auto"`` is async for coroutine functions,
+    thread otherwise."""
     if mode == "auto":
         return "async" if is_async_callable(fn) else "thread"
     return mode
 
 
-def resolve_concurrency(concurrency: int | None, mode: str) -> int:
-    """The number of calls that may run at once, checked."""
-    if concurrency is None:
-        return _default_concurrency(mode)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(f"concurrency must be an int >= 1 (got concurrency={concurrency!r})")
-    if mode == "sequential":
-        return 1
-    return concurrency
+def executor_class(mode: str) -> type[Executor]:
+    """The executor class of a registered mode (its module is imported now)."""
+    module_name, _, class_name = _REGISTRY[mode].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        # a backend whose optional dependency is missing says how to install it
+        raise ConfigError(f"mode {mode!r} is not available: {exc}") from None
+    cls: type[Executor] = getattr(module, class_name)
+    return cls
 
 
-def create_executor(mode: str, fn: Callable[..., Any], concurrency: int) -> Executor:
-    """The one place that maps a (resolved) mode to its executor."""
-    if mode == "sequential":
-        return SequentialExecutor(fn)
-    if mode == "thread":
-        return ThreadExecutor(fn, concurrency)
-    if mode == "async":
-        # A sync function in async mode runs in the thread pool, off the loop.
-        if is_async_callable(fn):
-            return AsyncExecutor(fn)
-        return ThreadExecutor(fn, concurrency)
-    if mode == "process":
-        from fanout.executors._process import ProcessExecutor
+def new_executor(mode: str) -> Executor:
+    """A fresh executor of a registered mode, with its default settings."""
+    return executor_class(mode)()
 
-        return ProcessExecutor(fn, concurrency)
-    raise ConfigError(f"mode {mode!r} is not known")  # resolve_mode checked it already
+
+def class_names() -> dict[str, str]:
+    """Public class name -> mode, for ``fanout.<ClassName>``."""
+    return {target.partition(":")[2]: mode for mode, target in _REGISTRY.items()}
+
+
+def executor_class_named(name: str) -> type[Executor] | None:
+    """The executor class published as ``fanout.<name>``, or None."""
+    mode = class_names().get(name)
+    return executor_class(mode) if mode is not None else None

@@ -1,54 +1,101 @@
-"""The executor protocol: how one call runs, behind one interface.
+"""The executor protocol: how the calls of a run are executed, behind one interface.
 
-An executor has one job: ``await submit(items, timeout)`` runs ``fn`` on each
-item and returns one outcome per item; ``aclose(cancel)`` releases it. The
-orchestrator owns every policy (limits, retries, ordering, timeouts' meaning,
-output).
+An executor runs batches of calls of one function *somewhere* (inline, on
+threads, on the event loop, in worker processes, on a cluster) and nothing
+else. The orchestrator owns every policy: the input, concurrency and rate,
+retries, per-call deadlines, ordering, cancellation, progress and output.
+
+The life of an executor in one run::
+
+    executor.prepare(fn, concurrency, timeout)   # check the function, set up
+    executor.check_item(first_item)              # refuse an item before anything runs
+    outcome = await executor.submit(items)       # any number of times, concurrently
+    ...                                          # a deadline cancels the await (below)
+    await executor.aclose(cancel=...)            # the run is over
+
+``submit(items)`` returns an awaitable of the batch's ``Outcome`` — one value or
+error per item, see ``fanout.executors._calls``. A call's own exception is part
+of the outcome, never raised; ``submit`` raises only when the executor itself
+breaks (then the run stops and the error reaches the caller).
+
+Deadlines and stops: when a call's deadline passes (or the run is cancelled),
+the orchestrator cancels the awaitable returned by ``submit``. ``stops`` says
+honestly what that does to the user's code:
+
+- ``"cancel"``: the call is cancelled where it runs and ends at once (coroutines);
+- ``"kill"``: the worker running it is killed and replaced (worker processes);
+- ``"abandon"``: it cannot be stopped (Python cannot stop a thread): it runs on
+  and its value is discarded. ``stopped(call)`` then returns an awaitable that
+  ends when the user's code has really finished, and the orchestrator keeps the
+  call's concurrency slot until then, so the function never runs more than
+  ``concurrency`` times at once.
+
+A backend is one subclass in one module, registered by one line in
+``fanout.executors._REGISTRY``; a backend that takes options (a cluster
+address) is configured in its constructor and handed to the API as
+``fanout.map(fn, items, executor=MyExecutor(...))``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import os
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Literal
 
-from fanout.executors._calls import Deadlines, Outcome
+from fanout.executors._calls import Outcome
+
+Stop = Literal["cancel", "kill", "abandon"]
 
 
 class Executor(ABC):
-    """Runs batches of calls of one function somewhere."""
+    """Runs batches of calls of one function somewhere; one subclass per backend.
 
+    An instance serves one run at a time and may be reused by later runs.
+    """
+
+    #: the mode name this executor is registered under
+    mode: ClassVar[str] = ""
+    #: how a call is stopped when its deadline passes (see the module docstring)
+    stops: Stop = "cancel"
     #: seconds a batch of tiny calls should last, to amortise the hand-off cost
     batch_target: float = 0.0
-    #: the largest batch of tiny calls handed over at once
+    #: the largest batch of tiny calls handed over at once (1: no batching)
     max_batch: int = 1
     #: whether the calls run in this process (False: no user code runs here)
     calls_run_here: bool = True
-    #: the run's loop, once a batch was submitted
-    _loop: asyncio.AbstractEventLoop | None = None
+    #: the most calls this backend can run at once (None: no limit of its own)
+    max_concurrency: ClassVar[int | None] = None
 
-    _deadlines: Deadlines | None = None
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The run's loop, looked up once: asyncio's lookup makes a getpid() system call."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        return loop
-
-    def _deadlines_here(self) -> Deadlines:
-        """The deadlines of the calls this executor awaits on the run's loop."""
-        deadlines = self._deadlines
-        if deadlines is None:
-            deadlines = self._deadlines = Deadlines(self._running_loop())
-        return deadlines
+    @classmethod
+    def default_concurrency(cls) -> int:
+        """Calls at once when the user gives no ``concurrency``."""
+        return os.cpu_count() or 2
 
     @abstractmethod
-    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
-        """Run the function on each item; one outcome per item, in order."""
+    def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:
+        """Get ready to run ``fn`` with up to ``concurrency`` calls at once.
 
-    async def aclose(self, cancel: bool = False) -> None:  # noqa: B027 - optional hook
-        """Release workers; ``cancel`` abandons (or kills) calls still running."""
+        Raise ``fanout.ConfigError`` (one line: what, where, the fix) if ``fn``
+        cannot run here. ``timeout`` is the per-call deadline the orchestrator
+        will enforce, for executors that must pick where calls run accordingly.
+        """
 
     def check_item(self, item: Any) -> None:  # noqa: B027 - optional hook
-        """Raise a ConfigError before anything runs if ``item`` cannot be run here."""
+        """Raise ``fanout.ConfigError`` before anything runs if ``item`` cannot be run here."""
+
+    @abstractmethod
+    def submit(self, items: list[Any]) -> Awaitable[Outcome]:
+        """Run the function on each item; one outcome per item, in order.
+
+        Cancelling the returned awaitable stops the call as ``stops`` says.
+        """
+
+    def stopped(self, call: Awaitable[Outcome]) -> Awaitable[None] | None:
+        """After ``call`` (an awaitable from ``submit``) was cancelled: an awaitable
+        that ends when the user's code has really stopped running, or None when
+        it already has (``"cancel"`` and ``"kill"`` executors)."""
+        return None
+
+    async def aclose(self, cancel: bool = False) -> None:  # noqa: B027 - optional hook
+        """The run is over; ``cancel``: it was cancelled (stop calls still running)."""

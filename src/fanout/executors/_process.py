@@ -3,8 +3,8 @@
 Not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies it
 fails every pending future with ``BrokenProcessPool``, and it cannot kill the
 one worker whose call timed out. Here each worker process is owned by one
-thread that sends it a batch, waits for the answer (with the call's timeout),
-and on a death or a timeout replaces just that process.
+thread that sends it a batch and waits for the answer; on a death, or a kill
+because the call was cancelled (its deadline passed), it replaces just that process.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from multiprocessing.connection import Connection
 from typing import Any
 
 from fanout._errors import (
-    CallTimeout,
     ConfigError,
     FanoutError,
     NotPicklableError,
@@ -107,14 +106,28 @@ def _describe_death(exitcode: int | None) -> str:
 
 
 class _Job:
-    __slots__ = ("future", "items", "timeout")
+    """One batch handed to the pool; ``await`` it for its outcome."""
+
+    __slots__ = ("cancelled", "ended", "executor", "future", "items", "slot")
 
     def __init__(
-        self, items: list[Any], timeout: float | None, future: asyncio.Future[Outcome]
+        self, executor: ProcessExecutor, items: list[Any], future: asyncio.Future[Outcome]
     ) -> None:
+        self.executor = executor
         self.items = items
-        self.timeout = timeout
         self.future = future
+        self.cancelled = False
+        #: the slot running it, while it runs
+        self.slot: _Slot | None = None
+        #: set when cancelled while running: done once its worker is gone
+        self.ended: asyncio.Future[None] | None = None
+
+    def __await__(self) -> Generator[Any, None, Outcome]:
+        try:
+            return (yield from self.future.__await__())
+        except asyncio.CancelledError:
+            self.executor._kill(self)
+            raise
 
 
 class _Slot:
@@ -187,19 +200,25 @@ class _Slot:
                 job = jobs.get()
                 if job is None:
                     return
+                with self.pool.lock:
+                    if job.cancelled:
+                        continue
+                    job.slot = self
                 try:
-                    result: Outcome | BaseException = self.run(job.items, job.timeout)
+                    result: Outcome | BaseException = self.run(job.items, job)
                 except BaseException as exc:
                     result = exc
+                with self.pool.lock:
+                    job.slot = None
                 self.pool.deliver(job, result)
         finally:
             self.stop_process(kill=self.pool.cancelling)
 
-    def run(self, items: list[Any], timeout: float | None) -> Outcome:
+    def run(self, items: list[Any], job: _Job) -> Outcome:
         try:
             payload = pickle.dumps(items, _PROTOCOL)
         except Exception:
-            return self._run_picklable_only(items, timeout)
+            return self._run_picklable_only(items, job)
         if self.proc is None:
             self.start_process()
         conn = self.conn
@@ -207,20 +226,18 @@ class _Slot:
         start = time.perf_counter()
         try:
             conn.send_bytes(payload)
-            if timeout is not None and not conn.poll(timeout):
-                self.stop_process(kill=True)
-                return failed(CallTimeout(timeout, "; its worker process was killed"),
-                              time.perf_counter() - start)
             _, body = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
-            return self._died(items, timeout, time.perf_counter() - start)
+            return self._died(items, job, time.perf_counter() - start)
         outcome: Outcome = body
         return outcome
 
-    def _died(self, items: list[Any], timeout: float | None, elapsed: float) -> Outcome:
+    def _died(self, items: list[Any], job: _Job, elapsed: float) -> Outcome:
         if self.pool.cancelling:
             raise asyncio.CancelledError
         exitcode = self.stop_process(kill=True)
+        if job.cancelled:  # killed on purpose: nobody waits for this outcome
+            return failed(asyncio.CancelledError(), elapsed)
         if len(items) == 1:
             how = _describe_death(exitcode)
             return failed(WorkerCrashed(
@@ -228,9 +245,9 @@ class _Slot:
                 exitcode,
             ), elapsed)
         # A batch of tiny calls: run each alone so only the culprit fails.
-        return _concat([self.run([item], timeout) for item in items])
+        return _concat([self.run([item], job) for item in items])
 
-    def _run_picklable_only(self, items: list[Any], timeout: float | None) -> Outcome:
+    def _run_picklable_only(self, items: list[Any], job: _Job) -> Outcome:
         parts: list[Outcome] = []
         for item in items:
             try:
@@ -241,7 +258,7 @@ class _Slot:
                     f"{_short(item)} is not ({exc}): pass plain data, or use mode='thread'"
                 )))
             else:
-                parts.append(self.run([item], timeout))
+                parts.append(self.run([item], job))
         return _concat(parts)
 
 
@@ -264,13 +281,30 @@ def _short(value: Any) -> str:
 
 
 class ProcessExecutor(Executor):
-    """Each call runs in a worker process; tiny calls travel in batches."""
+    """Each call runs in a worker process; tiny calls travel in batches.
 
+    A call stopped by its deadline (or by the run's end) has its worker process
+    killed (SIGTERM, then SIGKILL after a grace period) and replaced.
+    """
+
+    mode = "process"
+    stops = "kill"
     batch_target = 0.02
     max_batch = 8192
     calls_run_here = False
 
-    def __init__(self, fn: Callable[..., Any], size: int) -> None:
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.cancelling = False
+        self._slots: list[_Slot] = []
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.size = 1
+        self.where = ""
+        self.fn_bytes = b""
+
+    def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:
         if getattr(multiprocessing.current_process(), "_inheriting", False):
             # A worker or the fork server is importing a main script that starts
             # process mode at import time (no __main__ guard): starting more
@@ -284,11 +318,7 @@ class ProcessExecutor(Executor):
                 f"process mode needs a picklable function, but {self.where} is not "
                 f"({type(exc).__name__}: {exc}): define it at module level, or use mode='thread'"
             ) from None
-        self.size = size
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.cancelling = False
-        self._slots: list[_Slot] = []
-        self._threads: list[threading.Thread] = []
+        self.size = concurrency
 
     def check_item(self, item: Any) -> None:
         """Raise NotPicklableError before anything runs if ``item`` can't go to a worker."""
@@ -306,21 +336,41 @@ class ProcessExecutor(Executor):
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(_settle, job.future, result)
+            loop.call_soon_threadsafe(_settle, job, result)
         except RuntimeError:  # the loop is gone: nobody waits for this result
             pass
 
-    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
-        loop = self._running_loop()
+    def submit(self, items: list[Any]) -> _Job:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         if len(self._slots) < self.size:
             slot = _Slot(self)
             thread = threading.Thread(target=slot.serve, name="fanout-process-slot", daemon=True)
             self._slots.append(slot)
             self._threads.append(thread)
             thread.start()
-        job = _Job(items, timeout, loop.create_future())
+        job = _Job(self, items, loop.create_future())
         self.jobs.put(job)
-        return await job.future
+        return job
+
+    def stopped(self, call: Any) -> asyncio.Future[None] | None:
+        ended: asyncio.Future[None] | None = getattr(call, "ended", None)
+        return ended
+
+    def _kill(self, job: _Job) -> None:
+        """Stop a cancelled job: never start it, or kill the worker running it."""
+        with self.lock:
+            job.cancelled = True
+            slot = job.slot
+            proc = slot.proc if slot is not None else None
+            if slot is not None and self._loop is not None:
+                job.ended = self._loop.create_future()  # settled by deliver, on this loop
+        if proc is not None and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            assert slot is not None
+            threading.Timer(_KILL_GRACE, _kill_hard, (slot, proc)).start()
 
     async def aclose(self, cancel: bool = False) -> None:
         self.cancelling = cancel
@@ -336,12 +386,23 @@ class ProcessExecutor(Executor):
         await asyncio.to_thread(_join_all, list(self._threads))
 
 
+def _kill_hard(slot: _Slot, proc: Any) -> None:
+    """SIGKILL a worker that ignored SIGTERM. Once the slot has let go of ``proc``
+    it reaps it itself (SIGKILL after the same grace), so its pid is never reused here."""
+    if slot.proc is proc and proc.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+
 def _join_all(threads: list[threading.Thread]) -> None:
     for thread in threads:
         thread.join()
 
 
-def _settle(fut: asyncio.Future[Outcome], result: Outcome | BaseException) -> None:
+def _settle(job: _Job, result: Outcome | BaseException) -> None:
+    if job.ended is not None and not job.ended.done():
+        job.ended.set_result(None)
+    fut = job.future
     if fut.done():
         return
     if isinstance(result, BaseException):

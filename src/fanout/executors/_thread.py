@@ -1,4 +1,15 @@
-"""Thread mode: a pool of daemon threads fed from one queue."""
+"""Thread mode: a pool of daemon threads fed from one queue.
+
+Not ``concurrent.futures.ThreadPoolExecutor``: its threads are joined at
+interpreter exit, so a call abandoned after a timeout would delay the program's
+exit; and ``run_in_executor`` wakes the loop once per call. Here finished
+batches are handed back with one wake-up per burst.
+
+Python cannot stop a thread, so a call whose deadline passes is *abandoned*:
+its value is discarded and ``stopped(call)`` tells the orchestrator when the
+thread is really done with it (the orchestrator holds the call's slot until
+then). A call cancelled before a thread picked it up never runs.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +17,67 @@ import asyncio
 import collections
 import queue
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
-from fanout._errors import CallTimeout
 from fanout.executors._base import Executor
-from fanout.executors._calls import Outcome, SyncRunner, failed
+from fanout.executors._calls import Outcome, SyncRunner
 
 
-class _Job:
-    __slots__ = ("abandoned", "future", "items", "thread")
+class _Call:
+    """One batch handed to the pool; ``await`` it for its outcome."""
 
-    def __init__(self, items: list[Any], future: asyncio.Future[Outcome]) -> None:
+    __slots__ = ("abandoned", "ended", "executor", "future", "items", "thread")
+
+    def __init__(
+        self, executor: ThreadExecutor, items: list[Any], future: asyncio.Future[Outcome]
+    ) -> None:
+        self.executor = executor
         self.items = items
         self.future = future
         self.abandoned = False
+        #: the thread running it, while it runs
         self.thread: threading.Thread | None = None
+        #: set when abandoned while running: done once the thread has finished it
+        self.ended: asyncio.Future[None] | None = None
+
+    def __await__(self) -> Generator[Any, None, Outcome]:
+        try:
+            return (yield from self.future.__await__())
+        except asyncio.CancelledError:
+            self.executor._abandon(self)
+            raise
 
 
 class ThreadExecutor(Executor):
-    """A pool of daemon threads fed from one queue.
+    """Each call runs on one of a pool of daemon threads."""
 
-    Not ``concurrent.futures.ThreadPoolExecutor``: its threads are joined at
-    interpreter exit, so a call abandoned after a timeout would delay the
-    program's exit; and ``run_in_executor`` wakes the loop once per call.
-    Here finished batches are handed back with one wake-up per burst, and a
-    thread whose call timed out is replaced and left to finish on its own.
-    """
-
+    mode = "thread"
+    stops = "abandon"
     batch_target = 0.002
     max_batch = 1024
 
-    def __init__(self, fn: Callable[..., Any], size: int) -> None:
-        self._fn = fn
-        self._size = size
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._done: collections.deque[tuple[_Job, Outcome | BaseException]] = collections.deque()
+    def __init__(self) -> None:
+        self._fn: Callable[..., Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jobs: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._done: collections.deque[tuple[_Call, Outcome | BaseException]] = (
+            collections.deque()
+        )
         self._lock = threading.Lock()
         self._wake_pending = False
         self._threads = 0
-        self._busy = 0  # jobs handed over and not finished, abandoned ones included
+        self._busy = 0  # calls handed over and not finished, abandoned ones included
         self._all: list[threading.Thread] = []
-        self._abandoned: set[threading.Thread] = set()
+        self._stuck: set[threading.Thread] = set()  # running an abandoned call
         self._started = 0
-        self._closed = False
+
+    @classmethod
+    def default_concurrency(cls) -> int:
+        return 32
+
+    def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:
+        self._fn = fn
 
     def _spawn(self) -> None:
         self._started += 1
@@ -61,37 +88,41 @@ class ThreadExecutor(Executor):
         thread.start()
 
     def _work(self) -> None:
+        assert self._fn is not None
         runner = SyncRunner(self._fn)
         jobs = self._jobs
+        lock = self._lock
+        me = threading.current_thread()
         try:
             while True:
-                job = jobs.get()
-                if job is None:
+                call = jobs.get()
+                if call is None:
                     return
-                with self._lock:
-                    job.thread = threading.current_thread()
-                    skip = job.abandoned  # timed out or cancelled while queued
+                with lock:
+                    skip = call.abandoned  # cancelled while queued: never runs
                     if skip:
                         self._busy -= 1
+                    else:
+                        call.thread = me
                 if skip:
                     continue
                 result: Outcome | BaseException
                 try:
-                    result = runner.run_batch(job.items)
+                    result = runner.run_batch(call.items)
                 except BaseException as exc:  # pragma: no cover - run_batch records errors
                     result = exc
-                with self._lock:
+                with lock:
                     self._busy -= 1
-                self._deliver(job, result)
-                if job.abandoned:
-                    return  # a fresh thread has taken this one's place
+                    call.thread = None
+                    self._stuck.discard(me)
+                self._deliver(call, result)
         finally:
             runner.close()
-            with self._lock:
+            with lock:
                 self._threads -= 1
 
-    def _deliver(self, job: _Job, result: Outcome | BaseException) -> None:
-        self._done.append((job, result))
+    def _deliver(self, call: _Call, result: Outcome | BaseException) -> None:
+        self._done.append((call, result))
         with self._lock:
             if self._wake_pending or self._loop is None:
                 return
@@ -106,8 +137,10 @@ class ThreadExecutor(Executor):
             self._wake_pending = False
         done = self._done
         while done:
-            job, result = done.popleft()
-            fut = job.future
+            call, result = done.popleft()
+            if call.ended is not None and not call.ended.done():
+                call.ended.set_result(None)
+            fut = call.future
             if fut.done():
                 continue
             if isinstance(result, BaseException):
@@ -115,11 +148,11 @@ class ThreadExecutor(Executor):
             else:
                 fut.set_result(result)
 
-    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
-        if self._closed:
-            raise RuntimeError("executor is closed")
-        loop = self._running_loop()
-        job = _Job(items, loop.create_future())
+    def submit(self, items: list[Any]) -> _Call:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        call = _Call(self, items, loop.create_future())
         with self._lock:
             self._busy += 1
             need_thread = self._busy > self._threads
@@ -127,40 +160,34 @@ class ThreadExecutor(Executor):
                 self._threads += 1
         if need_thread:
             self._spawn()
-        self._jobs.put(job)
-        if timeout is None:
-            try:
-                return await job.future
-            except asyncio.CancelledError:
-                self._note_abandoned(job)
-                raise
-        start = time.perf_counter()
-        try:
-            return await asyncio.wait_for(job.future, timeout)
-        except TimeoutError:
-            # Python cannot stop a thread: mark the call timed out and discard
-            # its late value; the next submit starts a fresh thread in its place.
-            self._note_abandoned(job)
-            return failed(CallTimeout(timeout), time.perf_counter() - start)
-        except asyncio.CancelledError:
-            self._note_abandoned(job)
-            raise
+        self._jobs.put(call)
+        return call
 
-    def _note_abandoned(self, job: _Job) -> None:
+    def _abandon(self, call: _Call) -> None:
+        """The await of ``call`` was cancelled (its deadline, or the run's end)."""
         with self._lock:
-            job.abandoned = True
-            if job.thread is not None:
-                self._abandoned.add(job.thread)
+            call.abandoned = True
+            running = call.thread
+            if running is not None:
+                self._stuck.add(running)
+        if running is not None and call.ended is None and self._loop is not None:
+            # resolved by _drain, which runs on this loop after this returns
+            call.ended = self._loop.create_future()
+
+    def stopped(self, call: Any) -> asyncio.Future[None] | None:
+        ended: asyncio.Future[None] | None = getattr(call, "ended", None)
+        return ended
 
     async def aclose(self, cancel: bool = False) -> None:
-        self._closed = True
-        for _ in range(self._threads):
+        with self._lock:
+            threads = self._threads
+            # A thread still running an abandoned call is never waited for.
+            idle = [t for t in self._all if t.is_alive() and t not in self._stuck]
+        for _ in range(threads):
             self._jobs.put(None)
         if not cancel:
-            # Idle threads exit at once; waiting for them keeps a following
-            # batch from starting its threads while these are still winding down.
-            # Abandoned ones (a timed-out call still running) are never waited for.
-            idle = [t for t in self._all if t not in self._abandoned]
+            # Idle threads exit at once; waiting for them keeps a following run
+            # from starting its threads while these are still winding down.
             await asyncio.to_thread(_join_all, idle)
 
 
