@@ -351,6 +351,18 @@ def test_stats_per_second_buckets_add_up_and_stats_itself_is_not_counted(
         "reset_rate": 0.0,
         "rate_limit": None,
         "seed": None,
+        "rpm": None,
+        "tpm": None,
+        "bucket": 60.0,
+        "throttle_rate": 0.0,
+        "throttle_retry_after": 1.0,
+        "unavailable_rate": 0.0,
+        "max_faults": None,
+        "limit_schedule": [],
+        "capacity": None,
+        "ratelimit_headers": "none",
+        "settle_tokens": False,
+        "api_key_set": False,
     }
 
 
@@ -574,8 +586,10 @@ def server_process(*args: str) -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_cli_prints_its_url_first_and_exits_cleanly_on_a_signal(signum: int) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_cli_prints_its_url_first_and_exits_130_or_143_on_a_signal(
+    signum: int, code: int
+) -> None:
     process, first_line = server_process("--latency", "10ms", "--rate-limit", "100/s")
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", first_line)
@@ -585,7 +599,7 @@ def test_cli_prints_its_url_first_and_exits_cleanly_on_a_signal(signum: int) -> 
     finally:
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=10)
-    assert process.returncode == 0
+    assert process.returncode == code
     assert stderr == ""
 
 
@@ -599,7 +613,7 @@ def test_spawn_runs_the_server_in_its_own_process() -> None:
         assert seen["config"]["seed"] == 9
         child.reset_stats()
         assert child.stats()["total"] == 0
-    assert child.stop() == 0
+    assert child.stop() == 143
 
 
 @pytest.mark.parametrize(
@@ -629,7 +643,7 @@ def test_cli_on_a_given_port_prints_that_url_and_a_taken_port_is_a_one_line_erro
     finally:
         process.terminate()
         process.communicate(timeout=10)
-    assert process.returncode == 0
+    assert process.returncode == 143
 
     taken = make_mock_server()
     busy, first_line = server_process("--port", str(taken.port))
