@@ -147,4 +147,3 @@ def estimate_tokens(body: Any, api: Api = "openai") -> int:
     """The tokens the provider's limiter reserves when ``body`` arrives: the prompt's
     estimated tokens plus the answers' budget (see the module docs)."""
     return prompt_tokens(body, api) + completion_budget(body, api)
-
