@@ -132,8 +132,13 @@ class MockServer:
             requests.get(f"{server.url}/todos/1")
             server.stats()["total"]
 
-    ``port=0`` picks a free port. Durations are seconds (or strings like ``"50ms"``);
-    ``rate_limit`` is ``"100/s"``, ``"600/min"``, ``"5/h"`` or requests per second.
+    ``port=0`` picks a free port. The settings (all keyword arguments, see
+    :class:`~fanout.mock.MockSettings` and the docs of :mod:`fanout.mock`): ``latency``,
+    ``jitter``, ``capacity``; faults ``error_rate``, ``unavailable_rate``, ``throttle_rate``,
+    ``throttle_retry_after``, ``reset_rate``, ``max_faults``, ``seed``; limits
+    ``rate_limit`` (``"100/s"``, ``"600/min"``, ``"5/h"`` or requests per second),
+    ``ratelimit_headers``, ``rpm``, ``tpm``, ``bucket``, ``settle_tokens``,
+    ``limit_schedule``; and ``api_key``. Durations are seconds or strings like ``"50ms"``.
     For load tests, run it in its own process with :meth:`spawn` instead, so that it
     doesn't share the GIL with the client being measured.
     """
