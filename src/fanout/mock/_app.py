@@ -574,9 +574,10 @@ def build_app(config: MockConfig) -> web.Application:
                     return _api_error(api, call, 400, str(exc), "invalid_request_error")
                 return _error(400, str(exc), "invalid_request_error", param=exc.param)
             usage = payload["usage"]
-            call.used = usage.get("total_tokens", 0) or (
-                usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
-            )
+            if api == "anthropic":
+                call.used = usage["input_tokens"] + usage["output_tokens"]
+            else:
+                call.used = usage["total_tokens"]
             return _json(payload)
 
         return handle
