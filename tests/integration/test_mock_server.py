@@ -351,6 +351,18 @@ def test_stats_per_second_buckets_add_up_and_stats_itself_is_not_counted(
         "reset_rate": 0.0,
         "rate_limit": None,
         "seed": None,
+        "rpm": None,
+        "tpm": None,
+        "bucket": 60.0,
+        "throttle_rate": 0.0,
+        "throttle_retry_after": 1.0,
+        "unavailable_rate": 0.0,
+        "max_faults": None,
+        "limit_schedule": [],
+        "capacity": None,
+        "ratelimit_headers": "none",
+        "settle_tokens": False,
+        "api_key_set": False,
     }
 
 
@@ -574,8 +586,10 @@ def server_process(*args: str) -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_cli_prints_its_url_first_and_exits_cleanly_on_a_signal(signum: int) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_cli_prints_its_url_first_and_exits_130_or_143_on_a_signal(
+    signum: int, code: int
+) -> None:
     process, first_line = server_process("--latency", "10ms", "--rate-limit", "100/s")
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", first_line)
@@ -585,7 +599,7 @@ def test_cli_prints_its_url_first_and_exits_cleanly_on_a_signal(signum: int) -> 
     finally:
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=10)
-    assert process.returncode == 0
+    assert process.returncode == code
     assert stderr == ""
 
 
@@ -599,7 +613,7 @@ def test_spawn_runs_the_server_in_its_own_process() -> None:
         assert seen["config"]["seed"] == 9
         child.reset_stats()
         assert child.stats()["total"] == 0
-    assert child.stop() == 0
+    assert child.stop() == 143
 
 
 @pytest.mark.parametrize(
@@ -629,7 +643,7 @@ def test_cli_on_a_given_port_prints_that_url_and_a_taken_port_is_a_one_line_erro
     finally:
         process.terminate()
         process.communicate(timeout=10)
-    assert process.returncode == 0
+    assert process.returncode == 143
 
     taken = make_mock_server()
     busy, first_line = server_process("--port", str(taken.port))
@@ -638,3 +652,66 @@ def test_cli_on_a_given_port_prints_that_url_and_a_taken_port_is_a_one_line_erro
     assert first_line == ""
     assert stderr.startswith(f"Error: cannot listen on 127.0.0.1:{taken.port}: ")
     assert stderr.count("\n") == 1
+
+
+def test_spawn_passes_every_setting_to_the_child_and_the_api_key_not_in_its_argv() -> None:
+    settings: dict[str, Any] = {
+        "rpm": 120,
+        "tpm": 50_000,
+        "bucket": "1s",
+        "throttle_rate": 0.15,
+        "throttle_retry_after": 2.5,
+        "unavailable_rate": 0.03,
+        "max_faults": 3,
+        "limit_schedule": ["20s:1", (10.0, 0.5)],
+        "capacity": 20,
+        "ratelimit_headers": "ietf",
+        "settle_tokens": True,
+        "api_key": "sk-child-key",
+        "seed": 4,
+    }
+    with MockServer.spawn(**settings) as child:
+        assert "sk-child-key" not in " ".join(child.process.args)  # type: ignore[arg-type]
+        config = child.stats()["config"]
+        anonymous = requests.get(f"{child.url}/v1/models", timeout=10)
+        keyed = requests.get(
+            f"{child.url}/v1/models", headers={"Authorization": "Bearer sk-child-key"}, timeout=10
+        )
+    assert config["api_key_set"] is True
+    expected = {
+        "rpm": 120,
+        "tpm": 50_000,
+        "bucket": 1.0,
+        "throttle_rate": 0.15,
+        "throttle_retry_after": 2.5,
+        "unavailable_rate": 0.03,
+        "max_faults": 3,
+        "limit_schedule": [[10.0, 0.5], [20.0, 1.0]],
+        "capacity": 20,
+        "ratelimit_headers": "ietf",
+        "settle_tokens": True,
+        "seed": 4,
+    }
+    assert {name: config[name] for name in expected} == expected
+    assert anonymous.status_code == 401
+    assert keyed.status_code in (200, 429)  # the throttle share applies here too
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--limit-change", "10s"], "limit change '10s'"),
+        (["--limit-change", "10s:0"], "factor must be a number > 0"),
+        (["--ratelimit-headers", "draft"], "--ratelimit-headers"),
+        (["--throttle-rate", "1.5"], "--throttle-rate"),
+        (["--throttle-retry-after", "soon"], "duration 'soon'"),
+        (["--rpm", "0"], "--rpm"),
+        (["--bucket", "0"], "bucket must be a number of seconds > 0"),
+        (["--capacity", "0"], "--capacity"),
+        (["--max-faults", "-1"], "--max-faults"),
+    ],
+)
+def test_cli_rejects_bad_new_options_with_exit_2(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(mock_server_command, args)
+    assert result.exit_code == 2
+    assert message in result.output

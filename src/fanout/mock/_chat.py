@@ -1,19 +1,23 @@
-"""The mock ``/v1/chat/completions``: validate an OpenAI-style request, answer its arithmetic."""
+"""The mock ``/v1/chat/completions``: validate an OpenAI-style request, answer its arithmetic;
+and what the other model endpoints share (validation helpers, answers cut to a maximum)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from fanout.http._tokens import CHARS_PER_TOKEN, max_answer_tokens, prompt_tokens, text_tokens
+
 _EXPRESSION = re.compile(r"[-+]?\s*\d+(?:\s*[-+*]\s*[-+]?\s*\d+)+")
 _TOKEN = re.compile(r"\s*(\d+|[-+*])")
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
+MAX_N = 128
 NO_ARITHMETIC = "I can only answer arithmetic questions such as: What is 1+2+3=___ ?"
 
 
-class ChatRequestError(ValueError):
-    """An invalid chat request; ``param`` names the offending field, OpenAI-style."""
+class RequestError(ValueError):
+    """An invalid request; ``param`` names the offending field, OpenAI-style."""
 
     def __init__(self, message: str, param: str | None) -> None:
         super().__init__(message)
@@ -63,65 +67,93 @@ def answer(question: str) -> str:
     return str(evaluate(match.group(0)))
 
 
-def _text(content: Any, index: int) -> str:
+def clip(text: str, most: int | None) -> tuple[str, bool]:
+    """``text`` cut to at most ``most`` estimated tokens, and whether it was cut."""
+    if most is None or text_tokens(text) <= most:
+        return text, False
+    return text[: most * CHARS_PER_TOKEN], True
+
+
+def positive_int(body: dict[str, Any], name: str, *, most: int | None = None) -> int | None:
+    """``body[name]`` if present: an integer in ``1..most``, else :class:`RequestError`."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(f"{name} must be an integer >= 1 (got {value!r})", name)
+    if most is not None and value > most:
+        raise RequestError(f"{name} must be at most {most} (got {value!r})", name)
+    return value
+
+
+def model_of(body: Any) -> str:
+    """The ``model`` of a request body, which must be a JSON object."""
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object", None)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError("you must provide a model parameter (a non-empty string)", "model")
+    if body.get("stream"):
+        raise RequestError("stream=true is not supported by the fanout mock server", "stream")
+    return model
+
+
+def content_text(content: Any, where: str) -> str:
+    """The text of a message ``content``: a string, or the ``text`` of each part of a list."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         parts = []
         for part in content:
             if not (isinstance(part, dict) and isinstance(part.get("text", ""), str)):
-                raise ChatRequestError(
-                    f"messages[{index}].content parts must be objects with a 'text' string",
-                    f"messages.[{index}].content",
+                raise RequestError(
+                    f"{where} parts must be objects with a 'text' string", where.replace("[", ".[")
                 )
             parts.append(part.get("text", ""))
         return "".join(parts)
     if content is None:
         return ""
-    raise ChatRequestError(
-        f"messages[{index}].content must be a string or a list of parts (got {content!r})",
-        f"messages.[{index}].content",
+    raise RequestError(
+        f"{where} must be a string or a list of parts (got {content!r})", where.replace("[", ".[")
     )
 
 
 def reply(body: Any, *, completion_id: str, created: int) -> dict[str, Any]:
-    """The OpenAI-style ``chat.completion`` object answering ``body``.
+    """The OpenAI-style ``chat.completion`` object answering ``body``: ``n`` choices, each
+    cut to ``max_completion_tokens``/``max_tokens``; ``usage`` as :mod:`fanout.http._tokens`
+    counts it.
 
-    Raises :class:`ChatRequestError` when the request is not a valid chat request.
+    Raises :class:`RequestError` when the request is not a valid chat request.
     """
-    if not isinstance(body, dict):
-        raise ChatRequestError("the request body must be a JSON object", None)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise ChatRequestError("you must provide a model parameter (a non-empty string)", "model")
+    model = model_of(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise ChatRequestError("'messages' must be a non-empty array of messages", "messages")
-    if body.get("stream"):
-        raise ChatRequestError("stream=true is not supported by the fanout mock server", "stream")
+        raise RequestError("'messages' must be a non-empty array of messages", "messages")
+    n = positive_int(body, "n", most=MAX_N) or 1
+    positive_int(body, "max_tokens")
+    positive_int(body, "max_completion_tokens")
     question = None
-    prompt_tokens = 0
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise ChatRequestError(f"messages[{index}] must be an object", f"messages.[{index}]")
+            raise RequestError(f"messages[{index}] must be an object", f"messages.[{index}]")
         role = message.get("role")
         if role not in _ROLES:
-            raise ChatRequestError(
+            raise RequestError(
                 f"messages[{index}].role must be one of {', '.join(sorted(_ROLES))} (got {role!r})",
                 f"messages.[{index}].role",
             )
         if "content" not in message:
-            raise ChatRequestError(
+            raise RequestError(
                 f"messages[{index}] is missing 'content'", f"messages.[{index}].content"
             )
-        text = _text(message["content"], index)
-        prompt_tokens += len(text.split())
+        text = content_text(message["content"], f"messages[{index}].content")
         if role == "user":
             question = text
     if question is None:
-        raise ChatRequestError("'messages' must contain a message with role 'user'", "messages")
-    content = answer(question)
-    completion_tokens = len(content.split())
+        raise RequestError("'messages' must contain a message with role 'user'", "messages")
+    content, cut = clip(answer(question), max_answer_tokens(body))
+    prompt = prompt_tokens(body)
+    completion = n * text_tokens(content)
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -129,14 +161,15 @@ def reply(body: Any, *, completion_id: str, created: int) -> dict[str, Any]:
         "model": model,
         "choices": [
             {
-                "index": 0,
+                "index": index,
                 "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
+                "finish_reason": "length" if cut else "stop",
             }
+            for index in range(n)
         ],
         "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         },
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import signal
 import socket
@@ -15,13 +16,19 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 from aiohttp import web
 
 from fanout._loop import new_event_loop
 from fanout.mock._app import build_app
-from fanout.mock._config import MockConfig, format_rate_limit, make_config
+from fanout.mock._config import (
+    API_KEY_VARIABLE,
+    MockConfig,
+    MockSettings,
+    cli_arguments,
+    make_config,
+)
 
 _BACKLOG = 2048
 _SHUTDOWN_TIMEOUT = 0.5
@@ -83,17 +90,28 @@ async def _start(config: MockConfig, host: str, port: int) -> tuple[web.AppRunne
 
 def serve_forever(
     config: MockConfig, host: str, port: int, on_ready: Callable[[str], None]
-) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready(url)`` once listening."""
+) -> int:
+    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready(url)`` once listening.
+
+    Returns the signal that stopped it, once the socket is closed.
+    """
+    received = signal.SIGINT
 
     async def main() -> None:
+        nonlocal received
         runner, url = await _start(config, host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            nonlocal received
+            received = signal.Signals(signum)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
             # on Windows there are no signal handlers: Ctrl-C raises KeyboardInterrupt instead
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
+                loop.add_signal_handler(signum, on_signal, signum)
         try:
             on_ready(url)
             await stop.wait()
@@ -102,6 +120,7 @@ def serve_forever(
 
     with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=new_event_loop) as r:
         r.run(main())
+    return received
 
 
 class MockServer:
@@ -113,31 +132,21 @@ class MockServer:
             requests.get(f"{server.url}/todos/1")
             server.stats()["total"]
 
-    ``port=0`` picks a free port. Durations are seconds (or strings like ``"50ms"``);
-    ``rate_limit`` is ``"100/s"``, ``"600/min"``, ``"5/h"`` or requests per second.
+    ``port=0`` picks a free port. The settings (all keyword arguments, see
+    :class:`~fanout.mock.MockSettings` and the docs of :mod:`fanout.mock`): ``latency``,
+    ``jitter``, ``capacity``; faults ``error_rate``, ``unavailable_rate``, ``throttle_rate``,
+    ``throttle_retry_after``, ``reset_rate``, ``max_faults``, ``seed``; limits
+    ``rate_limit`` (``"100/s"``, ``"600/min"``, ``"5/h"`` or requests per second),
+    ``ratelimit_headers``, ``rpm``, ``tpm``, ``bucket``, ``settle_tokens``,
+    ``limit_schedule``; and ``api_key``. Durations are seconds or strings like ``"50ms"``.
     For load tests, run it in its own process with :meth:`spawn` instead, so that it
     doesn't share the GIL with the client being measured.
     """
 
     def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        latency: float | str = 0.0,
-        jitter: float | str = 0.0,
-        error_rate: float = 0.0,
-        reset_rate: float = 0.0,
-        rate_limit: str | float | None = None,
-        seed: int | None = None,
+        self, host: str = "127.0.0.1", port: int = 0, **settings: Unpack[MockSettings]
     ) -> None:
-        self.config = make_config(
-            latency=latency,
-            jitter=jitter,
-            error_rate=error_rate,
-            reset_rate=reset_rate,
-            rate_limit=rate_limit,
-            seed=seed,
-        )
+        self.config = make_config(**settings)
         self.host = host
         self._requested_port = port
         self._url: str | None = None
@@ -221,25 +230,10 @@ class MockServer:
 
     @staticmethod
     def spawn(
-        host: str = "127.0.0.1",
-        port: int = 0,
-        latency: float | str = 0.0,
-        jitter: float | str = 0.0,
-        error_rate: float = 0.0,
-        reset_rate: float = 0.0,
-        rate_limit: str | float | None = None,
-        seed: int | None = None,
+        host: str = "127.0.0.1", port: int = 0, **settings: Unpack[MockSettings]
     ) -> MockProcess:
         """Start ``python -m fanout mock-server`` in a child process; returns once it listens."""
-        config = make_config(
-            latency=latency,
-            jitter=jitter,
-            error_rate=error_rate,
-            reset_rate=reset_rate,
-            rate_limit=rate_limit,
-            seed=seed,
-        )
-        return MockProcess(config, host=host, port=port)
+        return MockProcess(make_config(**settings), host=host, port=port)
 
 
 class MockProcess:
@@ -247,14 +241,13 @@ class MockProcess:
 
     def __init__(self, config: MockConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
         argv = [sys.executable, "-m", "fanout", "mock-server", "--host", host, "--port", str(port)]
-        argv += ["--latency", repr(config.latency), "--jitter", repr(config.jitter)]
-        argv += ["--error-rate", repr(config.error_rate), "--reset-rate", repr(config.reset_rate)]
-        if config.rate_limit is not None:
-            argv += ["--rate-limit", format_rate_limit(config.rate_limit)]
-        if config.seed is not None:
-            argv += ["--seed", str(config.seed)]
+        argv += cli_arguments(config)
+        env = None
+        if config.api_key is not None:
+            # in the environment, not on a command line that any local user can read
+            env = {**os.environ, API_KEY_VARIABLE: config.api_key}
         self.config = config
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         self.url = self._read_url()
 
     def _read_url(self) -> str:
@@ -298,7 +291,7 @@ class MockProcess:
     def stop(self, timeout: float = 10.0) -> int:
         """Send SIGTERM to the child (its own pid), wait for it, kill it if it hangs.
 
-        Returns its exit code.
+        Returns its exit code: 143 when it stopped on the SIGTERM.
         """
         if self.process.poll() is None:
             self.process.terminate()
