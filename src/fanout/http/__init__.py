@@ -7,6 +7,7 @@ Not a second engine: one async callable per request, plus a reader and a writer.
     _record.py   the output record of one request, secrets scrubbed
     _redact.py   which headers are secrets, and scrubbing their values out
     _summary.py  counts, latency percentiles, the end-of-run summary
+    _tokens.py   token estimates of LLM requests, as the providers' limiters count them
 
 The ``fanout http`` command is ``fanout.cli._http``; the durable output file
 (append, resume, torn-line repair) is ``fanout._journal``.
