@@ -49,7 +49,7 @@ _Job = tuple[int, list[Any], int]
 _STOPPED = {
     "cancel": "",
     "kill": "; its worker process was killed",
-    "abandon": "; it could not be stopped and runs on in its thread, its result discarded",
+    "abandon": "; it could not be stopped: it runs on until it ends, its result discarded",
 }
 
 
