@@ -14,7 +14,8 @@ from typing import Any
 
 import psutil
 
-from fanout.bench._measure import cpu_count, gil_enabled, machine_info
+from fanout._classify import cores, gil_enabled
+from fanout.bench._measure import machine_info
 from fanout.bench._model import BenchReport, Cell, WorkloadReport
 from fanout.bench._recommend import recommend
 from fanout.bench._workloads import Planned, Workload
@@ -168,6 +169,6 @@ def run_bench(
     machine["cpu_busy_at_start"] = psutil.cpu_percent(interval=BUSY_PROBE_S)
     report = BenchReport(machine, config.to_json())
     for workload in workloads:
-        report.workloads.append(run_workload(workload, config, cpu_count(), progress))
+        report.workloads.append(run_workload(workload, config, cores(), progress))
     report.total_s = time.perf_counter() - start
     return report
