@@ -1,0 +1,84 @@
+"""Progress on a terminal: a live bar drawn by rich, on stderr (imported only when shown)."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, ProgressColumn, Task, TaskID
+from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+from fanout._progress_text import (
+    Snapshot,
+    count_text,
+    extra_texts,
+    failed_text,
+    rate_text,
+    time_text,
+)
+
+
+class _Field(ProgressColumn):
+    """A column showing a ready-made ``Text`` kept in the task's fields."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def render(self, task: Task) -> Text:
+        text: Text = task.fields[self.name]
+        return text
+
+
+class TerminalView:
+    """A rich progress bar redrawn each tick; its last frame stays on screen."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._bar = RichProgress(
+            _Field("title"),
+            BarColumn(),
+            _Field("status"),
+            console=Console(file=stream),
+            auto_refresh=False,  # redrawn on the display's own ticks
+            transient=False,
+        )
+        self._task: TaskID | None = None
+
+    def show(self, snap: Snapshot) -> None:
+        if self._update(snap):
+            self._bar.refresh()
+
+    def close(self, snap: Snapshot) -> None:
+        self._update(snap)
+        self._bar.stop()  # draws the last frame
+
+    def _update(self, snap: Snapshot) -> bool:
+        """Put the snapshot in the bar; False when this started it (which drew it)."""
+        bar = self._bar
+        title, status = Text(snap.description, style="bold"), _status(snap)
+        if self._task is None:
+            self._task = bar.add_task(
+                snap.description, total=snap.total, completed=snap.done, title=title, status=status
+            )
+            bar.start()
+            return False
+        bar.update(
+            self._task, completed=snap.done, total=snap.total, title=title, status=status
+        )
+        return True
+
+
+def _status(snap: Snapshot) -> Text:
+    """``720/1,000 (72%), 4,712/s recent, 3 failed, ...``: failures in red when there are."""
+    failed = failed_text(snap)
+    parts: list[str | tuple[str, str]] = [
+        count_text(snap),
+        ", ",
+        rate_text(snap),
+        ", ",
+        (failed, "red") if snap.failed else failed,
+    ]
+    for extra in [*extra_texts(snap), time_text(snap)]:
+        parts += [", ", extra]
+    return Text.assemble(*parts)
