@@ -106,3 +106,14 @@ def test_format_duration() -> None:
     assert format_duration(0.4) == "0:00:00"
     assert format_duration(65.2) == "0:01:05"
     assert format_duration(3 * 3600 + 7) == "3:00:07"
+
+
+def test_the_http_summary_gives_the_same_overall_rate_labelled() -> None:
+    from fanout.http._summary import Summary
+
+    summary = Summary(requests=20)
+    summary.done = summary.ok = 20
+    assert summary.render(3.05).splitlines()[0] == (
+        f"done: 20 requests in 3.05s ({overall_rate_text(20, 3.05)}): 20 ok, 0 failed, 0 retries"
+    )
+    assert "(6.6/s overall)" in summary.render(3.05)
