@@ -20,16 +20,7 @@ import importlib
 import sys
 from typing import Any
 
-from fanout._progress_text import (
-    Snapshot,
-    count_text,
-    extra_texts,
-    failed_text,
-    plain_line,
-    rate_text,
-    text_bar,
-    time_text,
-)
+from fanout._progress_text import Snapshot, failed_text, plain_line, status_parts, text_bar
 
 
 def in_notebook() -> bool:
@@ -112,12 +103,9 @@ def _display(bundle: dict[str, Any]) -> Any:
 
 
 def _status_html(snap: Snapshot) -> str:
-    failed = html.escape(failed_text(snap))
-    parts = [
-        count_text(snap),
-        rate_text(snap),
-        f'<span style="color: red">{failed}</span>' if snap.failed else failed,
-        *(html.escape(text) for text in extra_texts(snap)),
-        time_text(snap),
-    ]
-    return ", ".join(parts)
+    failed = failed_text(snap) if snap.failed else None
+    return ", ".join(
+        f'<span style="color: red">{html.escape(part)}</span>' if part == failed
+        else html.escape(part)
+        for part in status_parts(snap)
+    )

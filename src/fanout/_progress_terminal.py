@@ -7,23 +7,17 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, ProgressColumn, Task, TaskID
 from rich.progress import Progress as RichProgress
+from rich.table import Column
 from rich.text import Text
 
-from fanout._progress_text import (
-    Snapshot,
-    count_text,
-    extra_texts,
-    failed_text,
-    rate_text,
-    time_text,
-)
+from fanout._progress_text import Snapshot, failed_text, status_parts
 
 
 class _Field(ProgressColumn):
     """A column showing a ready-made ``Text`` kept in the task's fields."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__()
+    def __init__(self, name: str, column: Column) -> None:
+        super().__init__(table_column=column)
         self.name = name
 
     def render(self, task: Task) -> Text:
@@ -35,11 +29,16 @@ class TerminalView:
     """A rich progress bar redrawn each tick; its last frame stays on screen."""
 
     def __init__(self, stream: TextIO) -> None:
+        console = Console(file=stream)
+        # One line on any terminal: the bar is shorter on a narrow one, the title keeps its
+        # width, and the status gives way last (its end is cut, with an ellipsis: it lists the
+        # most telling parts first).
+        bar_width = min(40, max(10, console.width - 100))
         self._bar = RichProgress(
-            _Field("title"),
-            BarColumn(),
-            _Field("status"),
-            console=Console(file=stream),
+            _Field("title", Column(no_wrap=True)),
+            BarColumn(bar_width=bar_width, table_column=Column(no_wrap=True)),
+            _Field("status", Column()),
+            console=console,
             auto_refresh=False,  # redrawn on the display's own ticks
             transient=False,
         )
@@ -70,15 +69,10 @@ class TerminalView:
 
 
 def _status(snap: Snapshot) -> Text:
-    """``720/1,000 (72%), 4,712/s recent, 3 failed, ...``: failures in red when there are."""
-    failed = failed_text(snap)
-    parts: list[str | tuple[str, str]] = [
-        count_text(snap),
-        ", ",
-        rate_text(snap),
-        ", ",
-        (failed, "red") if snap.failed else failed,
-    ]
-    for extra in [*extra_texts(snap), time_text(snap)]:
-        parts += [", ", extra]
-    return Text.assemble(*parts)
+    """``720/1,000 (72%), 4,712/s recent, ...``: failures in red when there are some."""
+    failed = failed_text(snap) if snap.failed else None
+    text = Text(", ").join(
+        Text(part, style="red" if part == failed else "") for part in status_parts(snap)
+    )
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text

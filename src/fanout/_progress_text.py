@@ -72,19 +72,29 @@ def extra_texts(snap: Snapshot) -> list[str]:
     return texts
 
 
-def time_text(snap: Snapshot) -> str:
-    """``elapsed 0:00:12, ETA 0:00:05`` while running, ``in 0:00:15`` at the end."""
+def status_parts(snap: Snapshot) -> list[str]:
+    """The status, most telling first. While running: ``720/1,000 (72%)``, ``4,712/s
+    recent``, ``ETA 0:00:05``, ``3 failed``, extras, ``elapsed 0:00:12``; at the end:
+    ``1,000/1,000 (100%) in 0:00:15``, ``3,816/s overall``, ``3 failed``, extras."""
     if snap.final:
-        return f"in {format_duration(snap.elapsed)}"
-    return f"elapsed {format_duration(snap.elapsed)}, ETA {format_duration(snap.eta)}"
+        head = [f"{count_text(snap)} in {format_duration(snap.elapsed)}", rate_text(snap)]
+        return [*head, failed_text(snap), *extra_texts(snap)]
+    return [
+        count_text(snap),
+        rate_text(snap),
+        f"ETA {format_duration(snap.eta)}",
+        failed_text(snap),
+        *extra_texts(snap),
+        f"elapsed {format_duration(snap.elapsed)}",
+    ]
 
 
 def plain_line(snap: Snapshot) -> str:
     """One line of plain text (no control characters), for logs and notebooks.
 
-    ``fanout work: 720/1,000 (72%), 4,712/s recent, 3 failed, 12 retries, elapsed 0:00:12,
-    ETA 0:00:05``; at the end ``fanout work: finished 1,000/1,000 (100%), 3,816/s overall,
-    ... in 0:00:15``.
+    ``fanout work: 720/1,000 (72%), 4,712/s recent, ETA 0:00:05, 3 failed, 12 retries,
+    elapsed 0:00:12``; at the end ``fanout work: finished 1,000/1,000 (100%) in 0:00:15,
+    3,816/s overall, 3 failed, 12 retries``.
     """
     head = snap.description if snap.description == "fanout" else f"fanout {snap.description}"
     if snap.final:
@@ -92,8 +102,7 @@ def plain_line(snap: Snapshot) -> str:
         head = f"{head}: {'finished' if ended else 'stopped at'}"
     else:
         head += ":"
-    parts = [count_text(snap), rate_text(snap), failed_text(snap), *extra_texts(snap)]
-    return _printable(f"{head} {', '.join(parts)}, {time_text(snap)}")
+    return _printable(f"{head} {', '.join(status_parts(snap))}")
 
 
 def text_bar(fraction: float | None, width: int = 24) -> str:

@@ -28,7 +28,7 @@ def test_bench_progress_logs_the_cell_running_and_how_many_there_are(tmp_path: P
     assert completed.returncode == 0, completed.stderr
     assert "\x1b" not in completed.stderr and "\r" not in completed.stderr
     lines = completed.stderr.splitlines()
-    final = r"fanout bench: finished 3/3 \(100%\), [\d.,]+/(s|min|h) overall, 0 failed, in "
+    final = r"fanout bench: finished 3/3 \(100%\) in [\d:]+, [\d.,]+/(s|min|h) overall, 0 failed$"
     assert re.match(final, lines[-1]), lines
     cells = {m.group(1) for line in lines if (m := re.search(r"jobs:wait: (\w+ at \d+)", line))}
     assert cells and cells <= {"sequential at 1", "thread at 1", "thread at 8"}, lines

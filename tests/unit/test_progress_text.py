@@ -22,18 +22,18 @@ RUNNING = Snapshot(
 )
 
 
-def test_a_running_line_has_count_rate_failures_retries_elapsed_and_eta() -> None:
+def test_a_running_line_has_count_rate_eta_failures_retries_and_elapsed() -> None:
     assert plain_line(RUNNING) == (
-        "fanout fetch: 720/1,000 (72%), 4,712/s recent, 3 failed, 12 retries, "
-        "elapsed 0:00:12, ETA 0:00:05"
+        "fanout fetch: 720/1,000 (72%), 4,712/s recent, ETA 0:00:05, 3 failed, 12 retries, "
+        "elapsed 0:00:12"
     )
 
 
 def test_the_final_line_gives_the_overall_rate_and_the_time_taken() -> None:
     final = replace(RUNNING, done=1000, rate=3815.8, eta=None, elapsed=15.0, final=True)
     assert plain_line(final) == (
-        "fanout fetch: finished 1,000/1,000 (100%), 3,816/s overall, 3 failed, 12 retries, "
-        "in 0:00:15"
+        "fanout fetch: finished 1,000/1,000 (100%) in 0:00:15, 3,816/s overall, 3 failed, "
+        "12 retries"
     )
     assert plain_line(replace(final, done=10)).startswith("fanout fetch: stopped at 10/1,000 (1%)")
 
@@ -41,8 +41,8 @@ def test_the_final_line_gives_the_overall_rate_and_the_time_taken() -> None:
 def test_unknown_total_stuck_calls_and_details() -> None:
     snap = replace(RUNNING, total=None, retried=1, stuck=2, details="concurrency 12/64", eta=None)
     assert plain_line(snap) == (
-        "fanout fetch: 720, 4,712/s recent, 3 failed, 1 retry, 2 stuck past timeout, "
-        "concurrency 12/64, elapsed 0:00:12, ETA -:--:--"
+        "fanout fetch: 720, 4,712/s recent, ETA -:--:--, 3 failed, 1 retry, "
+        "2 stuck past timeout, concurrency 12/64, elapsed 0:00:12"
     )
 
 
@@ -66,5 +66,5 @@ def test_log_view_writes_one_line_per_interval_however_often_it_is_shown() -> No
         view.show(replace(RUNNING, elapsed=tick * 0.25))
     view.close(replace(RUNNING, final=True, elapsed=25.1))
     lines = stream.getvalue().splitlines()
-    assert [line.split("elapsed ")[-1][:7] for line in lines[:-1]] == ["0:00:10", "0:00:20"]
+    assert [line.split("elapsed ")[-1] for line in lines[:-1]] == ["0:00:10", "0:00:20"]
     assert lines[-1].startswith("fanout fetch: stopped at")
