@@ -18,13 +18,16 @@ from nbclient import NotebookClient
 _KERNEL_NAME = "fanout-test-python"
 
 
-def run_notebook(cells: list[str], timeout: float = 60.0) -> nbformat.NotebookNode:
+def run_notebook(
+    cells: list[str], timeout: float = 60.0, cwd: Path | None = None
+) -> nbformat.NotebookNode:
     """Execute ``cells`` in order in a fresh kernel and return the executed notebook.
 
     The kernel runs ``sys.executable`` (a kernelspec written for the call: an installed
-    ``python3`` spec may name a bare ``python`` found on PATH, another interpreter). A cell
-    that raises fails the call (``nbclient.exceptions.CellExecutionError``); ``timeout``
-    bounds each cell.
+    ``python3`` spec may name a bare ``python`` found on PATH, another interpreter), in
+    ``cwd`` (default: a temporary folder). A cell that raises fails the call
+    (``nbclient.exceptions.CellExecutionError``); ``timeout`` bounds each cell and the
+    kernel's start.
     """
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
@@ -44,7 +47,7 @@ def run_notebook(cells: list[str], timeout: float = 60.0) -> nbformat.NotebookNo
             km=manager,
             timeout=timeout,
             startup_timeout=timeout,
-            resources={"metadata": {"path": folder}},
+            resources={"metadata": {"path": str(cwd or folder)}},
         )
         client.execute(cleanup_kc=True)  # stop the kernel and close its sockets
     return notebook
