@@ -48,13 +48,15 @@ class TextView:
 
     def __init__(self) -> None:
         self._handle: Any = None
+        self._shown = ""
 
     def show(self, snap: Snapshot) -> None:
-        bundle = {"text/plain": f"{text_bar(snap.fraction)} {plain_line(snap)}"}
+        text = f"{text_bar(snap.fraction)} {plain_line(snap)}"
         if self._handle is None:
-            self._handle = _display(bundle)
-        else:
-            self._handle.update(bundle, raw=True)
+            self._handle = _display({"text/plain": text})
+        elif text != self._shown:  # a message to the notebook only when the text changed
+            self._handle.update({"text/plain": text}, raw=True)
+        self._shown = text
 
     def close(self, snap: Snapshot) -> None:
         self.show(snap)
@@ -90,6 +92,7 @@ class WidgetView:
         self._handle.update(self._bundle(snap), raw=True)
 
     def _bundle(self, snap: Snapshot) -> dict[str, Any]:
+        # the widget's own display bundle (IPython's display protocol), with our plain text
         bundle: dict[str, Any] = self._box._repr_mimebundle_()
         bundle["text/plain"] = plain_line(snap)
         return bundle
