@@ -159,14 +159,11 @@ def _pool_map(concurrency: int) -> _Way:
     return way
 
 
-def _collect(results: Iterator[Any] | list[Any], tally: _Tally) -> list[Any]:
-    kept = []
-    for result in results:
-        kept.append(result)
-        tally.done += 1
-        if not result.ok:
-            tally.failed += 1
-    return kept
+def _count(result: Any, tally: _Tally) -> Any:
+    tally.done += 1
+    if not result.ok:
+        tally.failed += 1
+    return result
 
 
 def _outcome(results: list[Any]) -> _Answers:
@@ -184,7 +181,7 @@ def _fanout_threads(concurrency: int) -> _Way:
             stream = fanout.imap(
                 ask, questions, mode="thread", concurrency=concurrency, progress=False
             )
-            return _outcome(_collect(stream, tally))
+            return _outcome([_count(result, tally) for result in stream])
 
     return way
 
@@ -209,7 +206,7 @@ def _fanout_async(concurrency: int) -> _Way:
                 stream = fanout.aimap(
                     ask, questions, mode="async", concurrency=concurrency, progress=False
                 )
-                return _collect([result async for result in stream], tally)
+                return [_count(result, tally) async for result in stream]
 
         return _outcome(asyncio.run(run()))
 
