@@ -244,8 +244,8 @@ def map(
     - ``rate``: at most this many call starts per period, e.g. ``"20/s"``,
       ``"600/min"``, shared by all workers and retries.
     - ``progress``: a progress display (default: on a terminal or in a
-      notebook); ``progress_interval``: seconds between plain progress lines
-      when stderr is not a terminal (default 10, or ``FANOUT_PROGRESS_INTERVAL``).
+      Jupyter notebook); ``progress_interval``: seconds between plain progress
+      lines when stderr is neither (default 10, or ``FANOUT_PROGRESS_INTERVAL``).
     - ``errors``: ``"collect"`` (default) keeps failures as results and logs one
       WARNING on the ``fanout`` logger when a run had some; ``"raise"``: the
       first failure cancels the rest and is raised.

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 
 from fanout._errors import ConfigError, UnknownOption
 from fanout._limits import parse_rate
+from fanout._progress import progress_interval
 from fanout._retry import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_BACKOFF,
@@ -74,7 +75,8 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate: float | None = None
     progress: bool | None = None
-    progress_interval: float | None = None
+    #: seconds between plain progress lines (stderr not a terminal)
+    progress_interval: float = 10.0
     errors: Errors = "collect"
     #: names the run in progress and log lines
     description: str = "fanout"
@@ -232,9 +234,7 @@ def configure(
     progress = get("progress")
     if progress is not None and not isinstance(progress, bool):
         raise ConfigError(f"progress must be True, False or None (got progress={progress!r})")
-    interval = get("progress_interval")
-    if interval is not None:
-        interval = _number("progress_interval", interval, positive=True)
+    interval = progress_interval(get("progress_interval"))
     errors = get("errors", "collect")
     if errors not in ("collect", "raise"):
         raise ConfigError(f"errors must be 'collect' or 'raise' (got errors={errors!r})")

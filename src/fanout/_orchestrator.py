@@ -121,7 +121,8 @@ class Run:
             if first:
                 self.executor.check_item(first[0])
             if want_progress(self.config.progress):
-                self._progress = Progress(self, self.config.description)
+                self._progress = Progress(self, self.config.description,
+                                          interval=self.config.progress_interval)
                 self._progress.start()
             workers = [loop.create_task(self._worker()) for _ in range(self.config.concurrency)]
             if self._stop_event is not None:
