@@ -269,6 +269,10 @@ _NO_SECRETS: list[str] = []
 def _url(value: Any, ctx: Context, checked: bool) -> tuple[str, list[str]]:
     """The URL of a line, ``${VAR}`` filled and a path resolved against the base URL;
     also the values filled in (secrets)."""
+    if value.__class__ is str and "${" not in value and (
+        ctx.base_url is None or value[:1] != "/"
+    ):  # the usual line
+        return (value if checked else _check_url(value)), _NO_SECRETS
     if not isinstance(value, str):
         raise SpecError(f'"url" must be a string (got {_describe(value)})')
     used = _NO_SECRETS
@@ -400,7 +404,9 @@ def _from_object(
         raise SpecError('"url" is missing')
     url, used = _url(obj["url"], ctx, checked)
     spec_id = _check_id(obj.get("id"), lineno)
-    method = _check_method(obj.get("method", "GET"))
+    method = obj.get("method", "GET")
+    if method.__class__ is not str or method not in _METHOD_SET:
+        method = _check_method(method)
     if "json" in obj and "data" in obj:
         raise SpecError('give either "json" or "data", not both')
     params = None
