@@ -275,3 +275,18 @@ def test_kill_9_then_resume_leaves_every_custom_id_exactly_once(
     assert all(by_id.get(cid, 0) >= 1 for cid in ids)
     assert sum(by_id.get(cid, 0) for cid in ids) <= len(ids) + 3 * 20
     assert os.path.getsize(out) == len(out.read_bytes())
+
+
+def test_the_readme_batch_example_runs_against_the_mock_server(
+    mock_server: MockServer, tmp_path: Path
+) -> None:
+    example = Path(__file__).parents[2] / "examples" / "openai_batch.jsonl"
+    out = tmp_path / "results.jsonl"
+    result = run([str(example), "-o", str(out)],
+                 env={"OPENAI_BASE_URL": f"{mock_server.url}/v1", "OPENAI_API_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    recs = output_lines(out.read_text())
+    answers = {r["custom_id"]: r["response"]["body"]["choices"][0]["message"]["content"]
+               for r in recs}
+    assert answers == {"request-1": "6", "request-2": "144", "request-3": "42",
+                       "request-4": "40", "request-5": "22"}
