@@ -345,6 +345,19 @@ def test_env_values_in_the_url_are_redacted_from_error_messages(
     assert "12x34" not in result.stderr
 
 
+def test_relative_urls_go_to_the_base_url(mock_server: MockServer,
+                                          files: tuple[Path, Path]) -> None:
+    req, out = files
+    write_lines(req, ["/todos/4", {"id": "e", "url": "/echo?x=1"}])
+    result = run([str(req), "-o", str(out), "--base-url", mock_server.url])
+    assert result.exit_code == 0, result.output
+    todo, echo = records(out)
+    assert todo["json"]["id"] == 4 and echo["json"]["path"] == "/echo"
+    result = run([str(req), "-o", str(out)])
+    assert result.exit_code == 2
+    assert f"{req}:1: is a path, not a URL: give --base-url to send it" in result.stderr
+
+
 class Redirector:
     """A tiny loopback server answering every request with a redirect to ``target``
     (or, with ``ssl_context``, an https server answering ``{"tls": true}``)."""

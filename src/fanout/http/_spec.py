@@ -381,6 +381,8 @@ def parse_line(
             )
         text = value
     elif "://" not in text and not (ctx.base_url is not None and first == "/"):
+        if first == "/":
+            raise SpecError("is a path, not a URL: give --base-url to send it")
         raise SpecError("is neither a JSON request nor an http(s) URL")
     if ctx.format == "openai":
         raise SpecError(f'expected an OpenAI Batch line {{"custom_id", "method", "url", '
