@@ -4,7 +4,6 @@ OPENAI_API_KEY / OPENAI_BASE_URL, and --resume by custom_id, across kill -9 too.
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 import subprocess
@@ -183,6 +182,19 @@ def test_resume_goes_by_custom_id_and_retry_failed_redoes_failed_statuses(
     assert all(r["response"]["status_code"] == 200 for r in recs)
 
 
+def test_resuming_a_batch_output_with_a_fanout_input_is_refused(
+    mock_server: MockServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text(chat_record_from(mock_server, "c1"))
+    req = tmp_path / "req.jsonl"
+    req.write_text(f"{mock_server.url}/todos/1\n")
+    result = run([str(req), "-o", str(out), "--resume"])
+    assert result.exit_code == 2
+    assert f"{out}: holds OpenAI Batch output lines" in result.stderr
+    assert len(out.read_text().splitlines()) == 1
+
+
 def chat_record_from(server: MockServer, custom_id: str) -> str:
     """The Batch output line of one real request (to seed an output file)."""
     result = run(["-", "--base-url", server.url], stdin=chat_line(custom_id, "1+1?") + "\n")
@@ -274,7 +286,7 @@ def test_kill_9_then_resume_leaves_every_custom_id_exactly_once(
     # every request was sent; one answered but not yet written at a kill is sent again
     assert all(by_id.get(cid, 0) >= 1 for cid in ids)
     assert sum(by_id.get(cid, 0) for cid in ids) <= len(ids) + 3 * 20
-    assert os.path.getsize(out) == len(out.read_bytes())
+    assert out.read_bytes().endswith(b"\n")
 
 
 def test_the_readme_batch_example_runs_against_the_mock_server(

@@ -48,7 +48,12 @@ from fanout.cli._util import (
 )
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._proxy import Proxies, ProxyError
-from fanout.http._record import BatchRecordMaker, RecordMaker, batch_failures
+from fanout.http._record import (
+    BatchRecordMaker,
+    RecordMaker,
+    batch_failures,
+    holds_batch_lines,
+)
 from fanout.http._spec import (
     Checked,
     Context,
@@ -468,6 +473,9 @@ def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
 def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
     key = opts.ctx.id_field
     if opts.ctx.format != "openai" or not opts.resume:
+        if opts.resume and holds_batch_lines(opts.output):
+            raise CorruptJournal(opts.output, "holds OpenAI Batch output lines; resume it "
+                                 "with its Batch input, or write to another output file")
         return open_journal(opts.output, resume=opts.resume, drop_failed=opts.retry_failed,
                             key=key)
     # a Batch output line has no "ok": which records failed is read from their status

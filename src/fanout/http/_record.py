@@ -237,6 +237,22 @@ def batch_failures(path: str) -> set[Any]:
     return failed
 
 
+def holds_batch_lines(path: str) -> bool:
+    """Whether the file at ``path`` starts with a line in the Batch output format."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise JournalError(path, exc) from None
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "custom_id" in record and "response" in record
+
+
 def _json_text(response: Response) -> str | None:
     """A JSON body as text fit to be spliced into a line as it came (checked, no line
     breaks); None when the body is cut, empty or not JSON."""
