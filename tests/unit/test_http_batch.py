@@ -21,6 +21,7 @@ from fanout.http._spec import (
     InvalidLine,
     RequestSpec,
     SpecError,
+    check_base_url,
     detect_format,
     for_format,
     join_url,
@@ -269,3 +270,15 @@ def test_batch_failures_reads_which_custom_ids_did_not_succeed(tmp_path: Path) -
     out.write_text('{"id": 1, "index": 0, "ok": true}\n')
     with pytest.raises(CorruptJournal, match="line 1 is not an OpenAI Batch output line"):
         batch_failures(str(out))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("/v1", "--base-url must be an http:// or https:// URL (it has no scheme) (got '/v1')"),
+     ("http://h/v1?x=1", "--base-url must not have a query or fragment"),
+     ("http://", "--base-url has no host")],
+)
+def test_bad_base_urls(url: str, expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        check_base_url(url, "--base-url")
+    assert str(info.value).startswith(expected)

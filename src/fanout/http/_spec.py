@@ -195,7 +195,7 @@ def check_base_url(url: str, where: str) -> str:
     try:
         _check_url(url)
     except SpecError as exc:
-        what = str(exc).replace('"url" ', "", 1)
+        what = str(exc).replace('"url" ', "", 1).replace(" or, with --base-url, a path", "")
         raise SpecError(f"{where} {what} (got {url!r})") from None
     parts = urlsplit(url)
     if parts.query or parts.fragment:
