@@ -55,6 +55,7 @@ from fanout.http._record import (
     holds_batch_lines,
 )
 from fanout.http._spec import (
+    FORMATS,
     Checked,
     Context,
     InputError,
@@ -320,7 +321,7 @@ def _spool_stdin() -> str:
               help="Send every request through this proxy, http://[user:pass@]host:port "
                    "('' for none). Default: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY from the "
                    "environment; NO_PROXY applies to both.")
-@click.option("--format", "input_format", type=click.Choice(["auto", "fanout", "openai"]),
+@click.option("--format", "input_format", type=click.Choice(["auto", *FORMATS]),
               default="auto", show_default=True,
               help="Line format of INPUT and OUTPUT: fanout's, or the OpenAI Batch API's "
                    "(auto: told from the first line).")
@@ -471,6 +472,7 @@ def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
 
 
 def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
+    """``open_journal`` keyed on the format's id field (``custom_id`` for Batch output)."""
     key = opts.ctx.id_field
     if opts.ctx.format != "openai" or not opts.resume:
         if opts.resume and holds_batch_lines(opts.output):
