@@ -49,18 +49,25 @@ def _body(rec: dict[str, Any], response: Response) -> None:
     rec["text"] = body.decode("utf-8", errors="replace")
 
 
-class RecordMaker:
-    """Turns a finished ``Result`` into its output line (bytes, newline included)."""
+class _Scrubbers:
+    """One ``Scrubber`` per distinct tuple of secrets (most requests share one)."""
 
-    def __init__(self, *, include_headers: bool) -> None:
-        self.include_headers = include_headers
-        self._scrubbers: dict[tuple[str, ...], Scrubber] = {(): Scrubber()}
+    def __init__(self) -> None:
+        self._scrubbers: dict[tuple[str, ...], Scrubber] = {}
 
     def _scrubber(self, secrets: tuple[str, ...]) -> Scrubber:
         scrubber = self._scrubbers.get(secrets)
         if scrubber is None:
             scrubber = self._scrubbers[secrets] = Scrubber(secrets)
         return scrubber
+
+
+class RecordMaker(_Scrubbers):
+    """Turns a finished ``Result`` into its output line (bytes, newline included)."""
+
+    def __init__(self, *, include_headers: bool) -> None:
+        super().__init__()
+        self.include_headers = include_headers
 
     def record(self, result: Result[Any]) -> dict[str, Any]:
         """The record as a dict (not yet scrubbed)."""
@@ -131,18 +138,12 @@ class RecordMaker:
             return None
 
 
-class BatchRecordMaker:
+class BatchRecordMaker(_Scrubbers):
     """Turns a finished ``Result`` into a line of the OpenAI Batch output format."""
 
     def __init__(self) -> None:
-        self._scrubbers: dict[tuple[str, ...], Scrubber] = {}
+        super().__init__()
         self._random = random.Random(os.urandom(16))
-
-    def _scrubber(self, secrets: tuple[str, ...]) -> Scrubber:
-        scrubber = self._scrubbers.get(secrets)
-        if scrubber is None:
-            scrubber = self._scrubbers[secrets] = Scrubber(secrets)
-        return scrubber
 
     def _id(self) -> str:
         return f"batch_req_{self._random.getrandbits(128):032x}"
