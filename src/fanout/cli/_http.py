@@ -22,13 +22,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
 
 import fanout
-from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
+from fanout._journal import (
+    CorruptJournal,
+    Journal,
+    JournalError,
+    Scan,
+    drop_records,
+    open_journal,
+)
 from fanout._loop import new_event_loop
 from fanout.cli._util import (
     EXIT_FAILURES,
@@ -40,8 +47,15 @@ from fanout.cli._util import (
     signal_exit_code,
 )
 from fanout.http._client import HttpClient, is_retryable
-from fanout.http._record import RecordMaker
+from fanout.http._proxy import Proxies, ProxyError
+from fanout.http._record import (
+    BatchRecordMaker,
+    RecordMaker,
+    batch_failures,
+    holds_batch_lines,
+)
 from fanout.http._spec import (
+    FORMATS,
     Checked,
     Context,
     InputError,
@@ -49,6 +63,9 @@ from fanout.http._spec import (
     RequestSpec,
     SpecError,
     cached_specs,
+    check_base_url,
+    detect_format,
+    for_format,
     iter_specs,
     make_context,
     validate,
@@ -192,6 +209,10 @@ class _Settings:
     summary_json: str | None
     progress: bool | None
     insecure: bool
+    proxies: Proxies
+    #: ``auto``, ``fanout`` or ``openai`` (``ctx.format`` is the one in use)
+    input_format: str
+    base_url: str | None
 
 
 async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Settings,
@@ -214,7 +235,8 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
             halt.set()
 
     writer = _Writer(journal, loop, on_write_error)
-    maker = RecordMaker(include_headers=opts.include_headers)
+    maker = (BatchRecordMaker() if opts.ctx.format == "openai"
+             else RecordMaker(include_headers=opts.include_headers))
     installed = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -295,6 +317,17 @@ def _spool_stdin() -> str:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
+@click.option("--proxy", default=None, metavar="URL",
+              help="Send every request through this proxy, http://[user:pass@]host:port "
+                   "('' for none). Default: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY from the "
+                   "environment; NO_PROXY applies to both.")
+@click.option("--format", "input_format", type=click.Choice(["auto", *FORMATS]),
+              default="auto", show_default=True,
+              help="Line format of INPUT and OUTPUT: fanout's, or the OpenAI Batch API's "
+                   "(auto: told from the first line).")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Resolve relative URLs (/v1/chat/completions) against this. OpenAI "
+                   "Batch input: default $OPENAI_BASE_URL, else https://api.openai.com.")
 def http_command(
     input_path: str,
     output: str,
@@ -314,6 +347,9 @@ def http_command(
     summary_json: str | None,
     progress: bool | None,
     insecure: bool,
+    proxy: str | None,
+    input_format: str,
+    base_url: str | None,
 ) -> None:
     """Send one HTTP request per line of INPUT.jsonl ('-' for standard input); write one
     JSON record per request to OUTPUT.jsonl.
@@ -323,7 +359,19 @@ def http_command(
       {"id": "q1", "method": "POST", "url": "https://...", "headers": {...},
        "params": {...}, "json": {...}}      ("data" for a raw body)
     or a JSON string or a plain URL (a GET). "id" defaults to the line number.
-    Header values may use ${VAR} from the environment; they are never written out.
+    Header values, the URL and "params" values may use ${VAR} from the environment;
+    those values are never written out.
+
+    \b
+    An OpenAI Batch input file works as it is:
+      {"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions",
+       "body": {...}}
+    and then each output line is a Batch output line:
+      {"id": "batch_req_...", "custom_id": "r1", "response": {"status_code": 200,
+       "request_id": "...", "body": {...}}, "error": null}
+    ("response": null and "error": {"code", "message"} when no answer came).
+    Authorization: Bearer ${OPENAI_API_KEY} is sent when that variable is set and
+    no -H Authorization is given. --resume goes by "custom_id".
 
     \b
     Exit codes: 0 all succeeded; 1 some failed (all recorded); 2 bad usage or input
@@ -344,8 +392,11 @@ def http_command(
             die(str(exc))
     label = "<stdin>" if input_path == "-" else input_path
     try:
-        ctx = make_context(label, list(headers), os.environ)
-    except SpecError as exc:
+        proxies = Proxies.from_settings(proxy)
+        if base_url is not None:
+            check_base_url(base_url, "--base-url")
+        ctx = make_context(label, list(headers), os.environ, proxies.secrets)
+    except (SpecError, ProxyError) as exc:
         die(str(exc))
     if output != "-":
         parent = os.path.dirname(os.path.abspath(output))
@@ -373,9 +424,10 @@ def http_command(
                     unordered=unordered, include_headers=include_headers, resume=resume,
                     retry_failed=retry_failed, skip_invalid=skip_invalid,
                     summary_json=summary_json, progress=progress, insecure=insecure,
+                    proxies=proxies, input_format=input_format, base_url=base_url,
                 )
                 started = time.perf_counter()
-                checked, journal, found = _prepare(opts)
+                opts, checked, journal, found = _prepare(opts)
             except KeyboardInterrupt:
                 die("interrupted before anything was sent", signals.exit_code)
         _run(opts, checked, journal, found, started)
@@ -391,21 +443,51 @@ def _early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def _prepare(opts: _Settings) -> tuple[Checked, Journal, Scan]:
-    """Validate the input, then open (and on --resume repair) the output."""
+def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
+    """Tell the input's format and validate it, then open (and on --resume repair)
+    the output; the settings come back with the context for that format."""
     with open_input(opts.source, label=opts.label, binary=True) as handle:
+        fmt, line = opts.input_format, None
+        if fmt == "auto":
+            fmt, line = detect_format(handle)
+            handle.seek(0)
+        try:
+            opts = replace(opts, ctx=for_format(opts.ctx, fmt, line, opts.base_url))
+        except SpecError as exc:
+            die(str(exc))
+        if fmt == "openai" and opts.include_headers:
+            given = "--format openai" if line is None else f"{opts.label} (an OpenAI Batch input)"
+            die(f"--include-headers: the OpenAI Batch output of {given} has no headers field")
         try:
             checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
         except InputError as exc:
             die(str(exc))
     try:
-        journal, found = open_journal(opts.output, resume=opts.resume,
-                                      drop_failed=opts.retry_failed)
+        journal, found = _open_output(opts)
     except CorruptJournal as exc:
         die(str(exc))
     except JournalError as exc:
         die(f"cannot write output {exc}", EXIT_OUTPUT)
-    return checked, journal, found
+    return opts, checked, journal, found
+
+
+def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
+    """``open_journal`` keyed on the format's id field (``custom_id`` for Batch output)."""
+    key = opts.ctx.id_field
+    if opts.ctx.format != "openai" or not opts.resume:
+        if opts.resume and holds_batch_lines(opts.output):
+            raise CorruptJournal(opts.output, "holds OpenAI Batch output lines; resume it "
+                                 "with its Batch input, or write to another output file")
+        return open_journal(opts.output, resume=opts.resume, drop_failed=opts.retry_failed,
+                            key=key)
+    # a Batch output line has no "ok": which records failed is read from their status
+    failed = batch_failures(opts.output)
+    if failed and opts.retry_failed:
+        drop_records(opts.output, failed, key)
+        failed = set()
+    journal, found = open_journal(opts.output, resume=True, key=key)
+    found.failed = failed & found.done
+    return journal, found
 
 
 def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
@@ -416,7 +498,8 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
                       kept_failed=len(found.failed))
     client = HttpClient(concurrency=opts.concurrency,
                         retry_statuses=opts.statuses, max_body=opts.max_body,
-                        include_headers=opts.include_headers, verify_tls=not opts.insecure)
+                        include_headers=opts.include_headers, verify_tls=not opts.insecure,
+                        proxies=opts.proxies, request_ids=opts.ctx.format == "openai")
     stop = _Stop()
     try:
         if todo:
