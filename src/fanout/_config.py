@@ -23,7 +23,8 @@ from fanout._retry import (
     RetryMatch,
     RetryPolicy,
 )
-from fanout.executors import Executor, check_mode, executor_class, resolve_mode
+from fanout.executors import Executor, check_mode, executor_class
+from fanout.executors._calls import is_async_callable
 
 RetryOn = (
     type[BaseException]
@@ -65,9 +66,15 @@ class AsyncOptions(Options, total=False):
 class RunConfig:
     """Everything a run needs besides the function and the items, checked."""
 
-    #: a registered mode (``"auto"`` already resolved)
+    #: a registered mode: the one asked for, or the one ``auto`` starts in
     mode: str
     concurrency: int
+    #: ``mode="auto"`` with a sync function: measure the first calls, then choose
+    auto: bool = False
+    #: the concurrency the user gave, if any (``auto`` uses it for the mode it picks)
+    concurrency_given: int | None = None
+    #: why this mode, e.g. "thread: asked for"
+    mode_reason: str = ""
     #: the user's configured executor, or None for a new one of ``mode``
     executor: Executor | None = None
     ordered: bool = True
@@ -192,19 +199,25 @@ def configure(
             f"executor must be an executor instance such as fanout.ThreadExecutor() "
             f"(got executor={executor!r})"
         )
-    mode = check_mode(get("mode", "auto"))
+    asked = check_mode(get("mode", "auto"))
     if executor is not None:
-        if mode not in ("auto", executor.mode):
+        if asked not in ("auto", executor.mode):
             raise ConfigError(
-                f"mode={mode!r} and executor={type(executor).__name__}(...) disagree: "
+                f"mode={asked!r} and executor={type(executor).__name__}(...) disagree: "
                 "give one of them"
             )
         mode = executor.mode
+        reason = f"{mode}: executor={type(executor).__name__}(...)"
+    elif asked != "auto":
+        mode, reason = asked, f"{asked}: asked for"
+    elif is_async_callable(fn):
+        mode, reason = "async", "async: a coroutine function"
     else:
-        mode = resolve_mode(mode, fn)
+        mode, reason = "thread", "thread: measuring the first calls"
+    auto = asked == "auto" and executor is None and mode == "thread"
     cls = type(executor) if executor is not None else executor_class(mode)
 
-    concurrency = get("concurrency")
+    given = concurrency = get("concurrency")
     if concurrency is None:
         concurrency = cls.default_concurrency()
     elif isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -244,6 +257,9 @@ def configure(
     return RunConfig(
         mode=mode,
         concurrency=concurrency,
+        auto=auto,
+        concurrency_given=given,
+        mode_reason=reason,
         executor=executor,
         ordered=ordered,
         timeout=timeout,

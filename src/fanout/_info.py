@@ -19,6 +19,9 @@ class _Live(Protocol):
     stuck: int
 
     @property
+    def concurrency(self) -> int: ...
+
+    @property
     def total(self) -> int | None: ...
 
 
@@ -29,7 +32,8 @@ class RunInfo:
     ``mode_reason`` reads like ``"process: calls are 97% CPU, 15 ms each"``.
     """
 
-    _COUNTS = ("mode", "mode_reason", "total", "done", "failed", "retried", "stuck")
+    _COUNTS = ("mode", "mode_reason", "concurrency", "total", "done", "failed", "retried",
+               "stuck")
 
     def __init__(self, api: str, function: str, run: _Live) -> None:
         self.api = api
@@ -53,6 +57,12 @@ class RunInfo:
     def mode_reason(self) -> str:
         """Why this mode: ``"thread: asked for"``, ``"process: calls are 97% CPU, 15 ms each"``."""
         value: str = self._get("mode_reason")
+        return value
+
+    @property
+    def concurrency(self) -> int:
+        """Calls the run lets run at once, now."""
+        value: int = self._get("concurrency")
         return value
 
     @property

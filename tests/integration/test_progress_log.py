@@ -31,7 +31,7 @@ def work(x):
 
 if __name__ == "__main__":
     progress = {"on": True, "default": None}[sys.argv[1]]
-    fanout.map(work, range(240), concurrency=2, progress=progress)
+    fanout.map(work, range(240), mode="thread", concurrency=2, progress=progress)
 """
 LINE = re.compile(
     r"^fanout work: (\d+)/240 \(\d+%\), [\d,.]+/(s|min|h) recent, "
