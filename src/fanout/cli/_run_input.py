@@ -203,7 +203,8 @@ def _csv_items(lines: Iterable[tuple[int, bytes]], label: str) -> Iterator[Item 
         if error is None and header_error is not None:
             error = f"the CSV header is not valid ({header_error})"
         if error is None and header is not None and len(row) != len(header):
-            error = f"a row of {len(row)} fields, but the header has {len(header)}"
+            plural = "" if len(row) == 1 else "s"
+            error = f"a row of {len(row)} field{plural}, but the header has {len(header)}"
         if error is not None:
             yield BadItem(index, first, f"{label}:{first}: {error}")
         else:
