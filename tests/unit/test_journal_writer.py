@@ -68,7 +68,9 @@ def test_stdout_is_written_through_a_descriptor_of_its_own(
     with target.open("w") as fake_stdout:
         monkeypatch.setattr("sys.stdout", fake_stdout)
         journal, found = open_journal("-", resume=False)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), fake_stdout.fileno())  # fd 1 moves away
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fake_stdout.fileno())  # "descriptor 1" is pointed elsewhere
+        os.close(devnull)
         journal.write(b'{"index": 0}\n')
         journal.close()
     # the records still reach what standard output was when the journal was opened
