@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -210,3 +211,31 @@ def test_a_pipe_is_pulled_lazily_results_come_before_the_producer_ends(
         proc.stdout.close()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_producer_is_still_open_exits_cleanly(
+    work: Path, signum: int, code: int
+) -> None:
+    # `(printf '1\n2\n3\n'; sleep 30) | fanout run jobs:echo - -o out.jsonl`, then a signal
+    producer = subprocess.Popen(["sh", "-c", "printf '1\\n2\\n3\\n'; exec sleep 30"],
+                                stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "fanout", "run", "jobs:echo", "-", "-o",
+                                 "out.jsonl"], cwd=work, stdin=producer.stdout,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        out = work / "out.jsonl"
+        while not (out.exists() and out.read_bytes().count(b"\n") == 3):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        producer.kill()
+        producer.communicate(timeout=30)
+    assert proc.returncode == code, err.decode()
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines  # no "Fatal Python error" from the reader thread
+    assert lines[0].startswith("interrupted: 3 items written to out.jsonl (3 ok, 0 failed in ")
+    assert lines[0].endswith("; resume with: fanout run jobs:echo - -o out.jsonl --resume")

@@ -21,9 +21,9 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import click
 
@@ -38,6 +38,7 @@ from fanout.cli._run_input import (
     StreamItems,
     acall_item,
     call_item,
+    read_lines,
     validate,
 )
 from fanout.cli._run_output import Encoder, Tally, summary_document
@@ -48,6 +49,7 @@ from fanout.cli._util import (
     die,
     divert_stdout,
     exit_broken_pipe,
+    load_function,
     refuse_same_file,
     resume_command,
     write_summary_json,
@@ -145,7 +147,7 @@ def run_command(
             die(f"--rate: {exc}")
     _check_paths(output, summary_json)
     refuse_same_file(input_path, output, summary_json)
-    fn = load(function)
+    fn: Callable[..., Any] = load_function(function)  # type: ignore[assignment]
     opts = _Settings(output=output, mode=mode, concurrency=concurrency, retries=retries,
                      timeout=timeout, rate=rate, unordered=unordered, progress=progress,
                      summary_json=summary_json)
@@ -216,14 +218,6 @@ def _check_paths(output: str, summary_json: str | None) -> None:
         die(f"{summary_json}: directory of --summary-json does not exist")
 
 
-def load(spec: str) -> Callable[..., Any]:
-    """The user's function, imported (one-line error, exit 2)."""
-    from fanout.cli._util import load_function
-
-    fn: Callable[..., Any] = load_function(spec)  # type: ignore[assignment]
-    return fn
-
-
 def _wrap(fn: Callable[..., Any], spread: bool) -> Callable[..., Any]:
     """What the core calls on each item: the function on the item's value (picklable,
     for process mode; a coroutine function stays one, for auto mode)."""
@@ -240,7 +234,7 @@ def _early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def _open_source(path: str, label: str) -> tuple[Source | None, IO[bytes] | None]:
+def _open_source(path: str, label: str) -> tuple[Source | None, Iterable[bytes] | None]:
     """A regular file (read twice: checked first) or a stream (read once, as it comes)."""
     if path == "-":
         try:
@@ -250,7 +244,7 @@ def _open_source(path: str, label: str) -> tuple[Source | None, IO[bytes] | None
             return None, sys.stdin.buffer  # not a real descriptor (a test runner's input)
         if regular:
             return Source(label, os.dup(fd)), None
-        return None, sys.stdin.buffer
+        return None, read_lines(os.dup(fd))
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -263,7 +257,8 @@ def _open_source(path: str, label: str) -> tuple[Source | None, IO[bytes] | None
         if stat.S_ISREG(mode):
             open(path, "rb").close()
             return Source(path), None
-        return None, open(path, "rb")  # a named pipe or a device: read as it comes
+        # a named pipe or a device: read as it comes
+        return None, read_lines(os.open(path, os.O_RDONLY))
     except OSError as exc:
         die(f"{label}: cannot read input ({exc.strerror})")
 

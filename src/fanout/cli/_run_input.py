@@ -112,7 +112,7 @@ def _decode(raw: bytes) -> str:
         ) from None
 
 
-def _numbered(handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def _numbered(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every line, a byte-order mark at the start removed."""
     lineno = 0
     for lineno, raw in enumerate(handle, 1):
@@ -213,7 +213,8 @@ def _csv_items(lines: Iterable[tuple[int, bytes]], label: str) -> Iterator[Item 
         index += 1
 
 
-def parse(handle: IO[bytes], fmt: Format, label: str, spread: bool) -> Iterator[Item | BadItem]:
+def parse(handle: Iterable[bytes], fmt: Format, label: str,
+          spread: bool) -> Iterator[Item | BadItem]:
     """Every item of ``handle``, in order; a bad one as a ``BadItem`` naming file:line."""
     lines = _numbered(handle)
     if fmt is Format.LINES:
@@ -275,6 +276,27 @@ class FileItems:
                     yield item
 
 
+def read_lines(fd: int, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of descriptor ``fd`` as they arrive (the last may lack a newline).
+
+    Plain ``os.read`` calls, no buffered file object: a daemon thread blocked here
+    holds no lock that the interpreter needs at exit.
+    """
+    pending = b""
+    while True:
+        data = os.read(fd, chunk)
+        if not data:
+            break
+        pending += data
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            yield pending[start:end + 1]
+            start = end + 1
+        pending = pending[start:]
+    if pending:
+        yield pending
+
+
 class StreamItems:
     """The items of a pipe, read in a thread of its own as the run asks for them
     (at most ``room`` read ahead), so results come out while the producer runs.
@@ -283,9 +305,9 @@ class StreamItems:
     not keep the process alive once the run is over.
     """
 
-    def __init__(self, handle: IO[bytes], fmt: Format, label: str, spread: bool,
+    def __init__(self, lines: Iterable[bytes], fmt: Format, label: str, spread: bool,
                  done: set[int], room: int = 1024) -> None:
-        self._handle = handle
+        self._lines = lines
         self._fmt = fmt
         self._label = label
         self._spread = spread
@@ -338,7 +360,7 @@ class StreamItems:
     def _read(self) -> None:
         error: OSError | None = None
         try:
-            for item in parse(self._handle, self._fmt, self._label, self._spread):
+            for item in parse(self._lines, self._fmt, self._label, self._spread):
                 self.count += 1
                 if item.index in self._done:
                     self.skipped += 1
