@@ -27,7 +27,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
+from itertools import chain
 from typing import IO, Any
+
+# json.loads minus its per-call argument handling (the caller strips whitespace)
+_raw_decode = json.JSONDecoder().raw_decode
 
 
 class Format(Enum):
@@ -114,11 +118,13 @@ def _decode(raw: bytes) -> str:
 
 def _numbered(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every line, a byte-order mark at the start removed."""
-    lineno = 0
-    for lineno, raw in enumerate(handle, 1):
-        if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
-        yield lineno, raw
+    lines = iter(handle)
+    first = next(lines, None)
+    if first is None:
+        return iter(())
+    if first.startswith(codecs.BOM_UTF8):
+        first = first[len(codecs.BOM_UTF8):]
+    return chain([(1, first)], enumerate(lines, 2))
 
 
 def _check_spread(value: Any) -> None:
@@ -136,10 +142,13 @@ def _json_items(lines: Iterable[tuple[int, bytes]], label: str,
         if not raw.strip():
             continue
         try:
+            text = _decode(raw).strip()
             try:
-                value = json.loads(_decode(raw))
+                value, end = _raw_decode(text)
             except json.JSONDecodeError as exc:
                 raise _LineError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if end != len(text):
+                raise _LineError(f"invalid JSON (Extra data at column {end + 1})")
             if spread:
                 _check_spread(value)
             yield Item(index, lineno, value)
