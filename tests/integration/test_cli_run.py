@@ -110,12 +110,11 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, out
 
 
-def _wait_records(out: Path, n: int) -> None:
+def _wait_records(proc: subprocess.Popen[str], out: Path, n: int) -> None:
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if out.exists() and len(out.read_text().splitlines()) >= n:
-            return
-        time.sleep(0.05)
+    while not (out.exists() and out.read_text().count("\n") >= n):
+        assert time.monotonic() < deadline and proc.poll() is None, "no records in 30 s"
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -123,7 +122,7 @@ def test_interrupt_keeps_finished_results_and_exits_with_the_signal_code(
     tmp_path: Path, signum: int, code: int
 ) -> None:
     proc, out = _start(tmp_path)
-    time.sleep(1.5)  # the five quick items finish; two workers hang on items 5 and 6
+    _wait_records(proc, out, 5)  # the five quick items; two workers hang on items 5 and 6
     proc.send_signal(signum)
     _stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code, stderr
@@ -133,7 +132,7 @@ def test_interrupt_keeps_finished_results_and_exits_with_the_signal_code(
 
 def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     proc, out = _start(tmp_path)
-    time.sleep(1.5)
+    _wait_records(proc, out, 5)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)

@@ -30,7 +30,7 @@ from enum import Enum
 from itertools import chain
 from typing import IO, Any
 
-# json.loads minus its per-call argument handling (the caller strips whitespace)
+# json.loads minus its per-call argument handling
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -142,13 +142,15 @@ def _json_items(lines: Iterable[tuple[int, bytes]], label: str,
         if not raw.strip():
             continue
         try:
-            text = _decode(raw).strip()
+            text = _decode(raw).rstrip()
             try:
-                value, end = _raw_decode(text)
+                value, end = _raw_decode(text, len(text) - len(text.lstrip()))
             except json.JSONDecodeError as exc:
                 raise _LineError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
             if end != len(text):
-                raise _LineError(f"invalid JSON (Extra data at column {end + 1})")
+                rest = text[end:]
+                column = end + len(rest) - len(rest.lstrip()) + 1
+                raise _LineError(f"invalid JSON (Extra data at column {column})")
             if spread:
                 _check_spread(value)
             yield Item(index, lineno, value)
