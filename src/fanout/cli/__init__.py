@@ -24,7 +24,7 @@ from fanout.cli._util import exit_broken_pipe
 
 # name -> "module:attribute" of a click.Command
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("fanout.cli._run:run_command", "Call MODULE:FUNCTION on every JSON line of a file."),
+    "run": ("fanout.cli._run:run_command", "Call MODULE:FUNCTION on every item of a file."),
     "http": ("fanout.cli._http:http_command", "Send a JSONL batch of HTTP requests."),
     "mock-server": (
         "fanout.cli._mock_server:mock_server_command", "Run the embedded mock API server."
