@@ -157,33 +157,20 @@ def run_command(
     with _early_signals(signals):
         # until the run installs its own handlers, SIGINT/SIGTERM end it here
         try:
-            source, stream = _open_source(input_path, label)
-            count = None
-            if source is not None:
-                try:
-                    count = validate(source, fmt, label, spread)
-                except InvalidInput as exc:
-                    die(str(exc))
-            journal, found = _open_output(output, resume, retry_failed)
+            items, journal, found = _prepare(input_path, label, fmt, spread, output, resume,
+                                             retry_failed)
         except KeyboardInterrupt:
             die("interrupted before anything was run", signals.exit_code)
-    items: FileItems | StreamItems
-    if source is not None:
-        items = FileItems(source, fmt, label, spread, count or 0, found.done)
-    else:
-        assert stream is not None
-        items = StreamItems(stream, fmt, label, spread, found.done)
     if output == "-":
         divert_stdout()  # what the function prints must not land among the records
     tally = Tally(skipped=len(found.done), failed_before=len(found.failed))
     if isinstance(items, FileItems):
-        tally.items, tally.todo = count, len(items)
+        tally.items, tally.todo = items.count, len(items)
     stop = RunStop()
-    call = _wrap(fn, spread)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(_drive(call, items, journal, opts, Encoder(default_str=bool(default)),
-                              tally, stop))
+            runner.run(_drive(_wrap(fn, spread), items, journal, opts,
+                              Encoder(default_str=default == "str"), tally, stop))
     except fanout.ConfigError as exc:
         die(str(exc))
     except OSError as exc:
@@ -193,6 +180,23 @@ def run_command(
     if isinstance(items, StreamItems) and not stop.event.is_set():
         tally.items, tally.todo = items.count, items.count - items.skipped
     _finish(opts, tally, stop, time.perf_counter() - started)
+
+
+def _prepare(input_path: str, label: str, fmt: Format, spread: bool, output: str,
+             resume: bool, retry_failed: bool) -> tuple[FileItems | StreamItems, Journal, Scan]:
+    """Check a file input whole, then open (and on --resume repair) the output."""
+    source, stream = _open_source(input_path, label)
+    count = 0
+    if source is not None:
+        try:
+            count = validate(source, fmt, label, spread)
+        except InvalidInput as exc:
+            die(str(exc))
+    journal, found = _open_output(output, resume, retry_failed)
+    if source is not None:
+        return FileItems(source, fmt, label, spread, count, found.done), journal, found
+    assert stream is not None
+    return StreamItems(stream, fmt, label, spread, found.done), journal, found
 
 
 def _format(text_lines: bool, csv_rows: bool, spread: bool) -> Format:

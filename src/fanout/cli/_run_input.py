@@ -274,6 +274,8 @@ class FileItems:
         self._label = label
         self._spread = spread
         self._done = done
+        #: items in the file, and how many of them are left to do
+        self.count = count
         self._left = count - sum(1 for i in done if 0 <= i < count)
 
     def __len__(self) -> int:

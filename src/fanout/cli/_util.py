@@ -109,12 +109,9 @@ def divert_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
     try:
-        fd = sys.stdout.fileno()
-        err = sys.stderr.fileno()
-    except (AttributeError, ValueError, io.UnsupportedOperation):
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):
         pass  # not a real descriptor (a test runner's stream): the object suffices
-    else:
-        os.dup2(err, fd)
     sys.stdout = sys.stderr
 
 
