@@ -153,3 +153,12 @@ def test_usage_errors_are_one_line_with_a_hint(args: list[str], needle: str) -> 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert needle in lines[0] and "--help" in lines[0] and lines[0].startswith("Error: ")
+
+
+def test_stdin_to_stdout_in_process(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["run", "core_jobs:double", "-", "-o", "-"], input="1\n\n2\n")
+    assert result.exit_code == 0, result.output
+    # (click before 8.2 mixes stderr into stdout here)
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [(r["index"], r["value"]) for r in records] == [(0, 2), (1, 4)]
+    assert "done: 2/2 items" in result.output

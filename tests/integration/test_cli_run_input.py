@@ -239,3 +239,21 @@ def test_a_signal_while_the_producer_is_still_open_exits_cleanly(
     assert len(lines) == 1, lines  # no "Fatal Python error" from the reader thread
     assert lines[0].startswith("interrupted: 3 items written to out.jsonl (3 ok, 0 failed in ")
     assert lines[0].endswith("; resume with: fanout run jobs:echo - -o out.jsonl --resume")
+
+
+def test_a_named_pipe_is_read_as_it_comes(work: Path) -> None:
+    fifo = work / "items.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "fanout", "run", "jobs:echo", str(fifo),
+                             "-o", "-"], cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        with fifo.open("wb") as writer:  # opens once fanout has opened the other end
+            writer.write(b'"a"\n"b"\n')
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert [r["value"] for r in out_records(out.decode())] == ["a", "b"]
