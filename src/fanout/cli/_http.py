@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -32,19 +30,23 @@ from fanout._journal import (
     CorruptJournal,
     Journal,
     JournalError,
+    LineWriter,
     Scan,
     drop_records,
     open_journal,
 )
 from fanout._loop import new_event_loop
 from fanout.cli._util import (
-    EXIT_FAILURES,
-    EXIT_OK,
     EXIT_OUTPUT,
+    RunStop,
     Signals,
     die,
+    exit_broken_pipe,
     open_input,
-    signal_exit_code,
+    refuse_same_file,
+    resume_command,
+    skip_bom,
+    write_summary_json,
 )
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._proxy import Proxies, ProxyError
@@ -119,50 +121,6 @@ def parse_size(text: str | None) -> int | None:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
-@dataclass
-class _Stop:
-    signum: int | None = None
-    error: JournalError | None = None
-
-
-class _Writer:
-    """Collects finished lines and writes them in one go once per loop turn, so a
-    record reaches the file as soon as order allows without a syscall per record."""
-
-    def __init__(self, journal: Journal, loop: asyncio.AbstractEventLoop,
-                 on_error: Any) -> None:
-        self._journal = journal
-        self._loop = loop
-        self._on_error = on_error
-        self._pending: list[bytes] = []
-        self._scheduled = False
-        self.failed = False
-
-    def add(self, line: bytes) -> None:
-        self._pending.append(line)
-        if not self._scheduled and not self.failed:
-            self._scheduled = True
-            self._loop.call_soon(self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        try:
-            self.flush()
-        except JournalError as exc:
-            self._on_error(exc)
-
-    def flush(self) -> None:
-        if not self._pending or self.failed:
-            return
-        data = b"".join(self._pending)
-        self._pending = []
-        try:
-            self._journal.write(data)
-        except JournalError:
-            self.failed = True
-            raise
-
-
 class _Items:
     """The requests to send, re-read from the (validated) input; knows its length
     so the progress bar has a total."""
@@ -183,6 +141,7 @@ class _Items:
             yield from cached_specs(self._checked, self._done)
             return
         with open(self._path, "rb") as handle:
+            skip_bom(handle)
             yield from iter_specs(handle, self._ctx, self._checked, self._done)
 
 
@@ -216,52 +175,30 @@ class _Settings:
 
 
 async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Settings,
-                summary: Summary, stop: _Stop) -> None:
+                summary: Summary, stop: RunStop) -> None:
     """Run the batch; a signal or a write error stops it gracefully: nothing new
     starts, calls in flight are cancelled, and what finished is still written."""
     loop = asyncio.get_running_loop()
-    halt = asyncio.Event()
-
-    def on_signal(signum: int) -> None:
-        if stop.signum is not None:
-            # a second signal while winding down: leave at once
-            os._exit(signal_exit_code(signum))
-        stop.signum = signum
-        halt.set()
-
-    def on_write_error(exc: JournalError) -> None:
-        if stop.error is None:
-            stop.error = exc
-            halt.set()
-
-    writer = _Writer(journal, loop, on_write_error)
+    writer = LineWriter(journal, loop, stop.on_write_error)
     maker = (BatchRecordMaker() if opts.ctx.format == "openai"
              else RecordMaker(include_headers=opts.include_headers))
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signum, on_signal, signum)
-            installed.append(signum)
     # Result batches as they finish: one iteration step per burst, not per request.
     batches = fanout.aimap_batches(
         client, items, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
         timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable, rate=opts.rate,
-        progress=opts.progress, max_retry_after=opts.max_retry_after, stop=halt,
+        progress=opts.progress, max_retry_after=opts.max_retry_after, stop=stop.event,
     )
     try:
-        async with contextlib.aclosing(batches):
-            async for batch in batches:
-                if writer.failed:
-                    continue  # the output refused a write: just let the run wind down
-                for result in batch:
-                    writer.add(maker.line(result))
-                    summary.add(result)
-        writer.flush()
-    except JournalError as exc:
-        stop.error = exc
+        with stop.signals_on(loop):
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    if writer.failed:
+                        continue  # the output refused a write: just let the run wind down
+                    for result in batch:
+                        writer.add(maker.line(result))
+                        summary.add(result)
+            writer.flush()
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
         await client.aclose()
 
 
@@ -408,6 +345,7 @@ def http_command(
         os.path.dirname(os.path.abspath(summary_json))
     ):
         die(f"{summary_json}: directory of --summary-json does not exist")
+    refuse_same_file(input_path, output, summary_json)
 
     signals = Signals()
     spooled = None
@@ -458,6 +396,7 @@ def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
         if fmt == "openai" and opts.include_headers:
             given = "--format openai" if line is None else f"{opts.label} (an OpenAI Batch input)"
             die(f"--include-headers: the OpenAI Batch output of {given} has no headers field")
+        skip_bom(handle)
         try:
             checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
         except InputError as exc:
@@ -500,7 +439,7 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
                         retry_statuses=opts.statuses, max_body=opts.max_body,
                         include_headers=opts.include_headers, verify_tls=not opts.insecure,
                         proxies=opts.proxies, request_ids=opts.ctx.format == "openai")
-    stop = _Stop()
+    stop = RunStop()
     try:
         if todo:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
@@ -513,35 +452,26 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
     _finish(opts, summary, found.failed, stop, wall)
 
 
-def _finish(opts: _Settings, summary: Summary, kept_failed: set[Any], stop: _Stop,
+def _finish(opts: _Settings, summary: Summary, kept_failed: set[Any], stop: RunStop,
             wall: float) -> None:
-    if stop.error is not None:
-        code = EXIT_OUTPUT
-    elif stop.signum is not None:
-        code = signal_exit_code(stop.signum)
-    elif summary.failed or kept_failed:
-        code = EXIT_FAILURES
-    else:
-        code = EXIT_OK
-    interrupted = signal.Signals(stop.signum).name if stop.signum is not None else None
+    code = stop.exit_code(failures=bool(summary.failed or kept_failed))
+    interrupted = stop.interrupted
     if opts.summary_json is not None:
-        document = summary.as_dict(wall, exit_code=code, interrupted=interrupted)
-        try:
-            with open(opts.summary_json, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, indent=2)
-                fh.write("\n")
-        except OSError as exc:
-            die(f"{opts.summary_json}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
+        write_summary_json(opts.summary_json,
+                           summary.as_dict(wall, exit_code=code, interrupted=interrupted))
+    if stop.broken_pipe:
+        exit_broken_pipe()
+    resume = f"rerun with: {resume_command()}" if opts.output != "-" else ""
     if stop.error is not None:
         full = stop.error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
         hint = "free space (or raise the file size limit), then " if full else ""
-        die(f"cannot write output {stop.error}; stopped sending: {hint}rerun with --resume",
-            EXIT_OUTPUT)
+        die(f"cannot write output {stop.error}; stopped sending"
+            + (f": {hint}{resume}" if resume else ""), EXIT_OUTPUT)
     click.echo(summary.render(wall, interrupted=interrupted), err=True)
     if kept_failed:
         click.echo(f"  {len(kept_failed)} failed records kept from before "
                    "(--resume --retry-failed redoes them)", err=True)
     if interrupted:
-        click.echo("finished records are in the output; rerun with --resume to do the rest",
-                   err=True)
+        where = f"{opts.output}; {resume}" if resume else "standard output"
+        click.echo(f"finished records are in {where}", err=True)
     sys.exit(code)
