@@ -219,6 +219,7 @@ class Run:
                 task.cancel()
             if workers:
                 await asyncio.gather(*workers, return_exceptions=True)
+            await self._input.aclose()
             for executor in self._executors:
                 await executor.aclose(cancel=not clean)
             self._kept.stop()
