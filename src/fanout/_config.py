@@ -41,7 +41,7 @@ class Options(TypedDict, total=False):
     described in ``fanout.map``'s docstring."""
 
     mode: str
-    executor: Executor
+    executor: Executor | None
     concurrency: int | None
     ordered: bool
     timeout: float | None

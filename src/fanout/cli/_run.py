@@ -50,12 +50,13 @@ from fanout.cli._util import (
     die,
     divert_stdout,
     exit_broken_pipe,
+    load_executor,
     load_function,
     refuse_same_file,
     resume_command,
     write_summary_json,
 )
-from fanout.executors import MODES
+from fanout.executors import MODES, Executor
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class _Settings:
 
     output: str
     mode: str
+    executor: Executor | None
     concurrency: int | None
     retries: int
     timeout: float | None
@@ -86,6 +88,9 @@ class _Settings:
               help="Pass a JSON array item as *args and an object as **kwargs.")
 @click.option("--mode", type=click.Choice(MODES),
               default="auto", show_default=True, help="How each call runs.")
+@click.option("--executor", "executor_spec", default=None, metavar="MODULE:NAME",
+              help="A configured executor instead of --mode: an executor instance, or a "
+                   "function returning one (e.g. a cluster backend with its address).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None,
               help="Calls running at once (default depends on the mode).")
 @click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
@@ -113,6 +118,7 @@ def run_command(
     csv_rows: bool,
     spread: bool,
     mode: str,
+    executor_spec: str | None,
     concurrency: int | None,
     retries: int,
     timeout: float | None,
@@ -150,7 +156,12 @@ def run_command(
     _check_paths(output, summary_json)
     refuse_same_file(input_path, output, summary_json)
     fn: Callable[..., Any] = load_function(function)  # type: ignore[assignment]
-    opts = _Settings(output=output, mode=mode, concurrency=concurrency, retries=retries,
+    executor = load_executor(executor_spec) if executor_spec is not None else None
+    if executor is not None and mode not in ("auto", executor.mode):
+        die(f"--mode {mode} and --executor {executor_spec} (a {executor.mode} executor) "
+            "disagree: give one of them")
+    opts = _Settings(output=output, mode=mode, executor=executor, concurrency=concurrency,
+                     retries=retries,
                      timeout=timeout, rate=rate, unordered=unordered, progress=progress,
                      summary_json=summary_json)
     label = "<stdin>" if input_path == "-" else input_path
@@ -288,7 +299,7 @@ async def _drive(call: Callable[..., Any], items: FileItems | StreamItems, journ
     loop = asyncio.get_running_loop()
     writer = LineWriter(journal, loop, stop.on_write_error)
     batches = fanout.aimap_batches(
-        call, items, mode=opts.mode, concurrency=opts.concurrency,
+        call, items, mode=opts.mode, executor=opts.executor, concurrency=opts.concurrency,
         ordered=not opts.unordered, timeout=opts.timeout, retries=opts.retries,
         rate=opts.rate, progress=opts.progress, stop=stop.event,
     )

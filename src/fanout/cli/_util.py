@@ -22,6 +22,7 @@ from typing import IO, Any, NoReturn
 import click
 
 from fanout._journal import JournalError
+from fanout.executors import Executor
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -242,13 +243,30 @@ def write_summary_json(path: str, document: dict[str, Any]) -> None:
         die(f"{path}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
 
 
-def load_function(spec: str) -> object:
+def load_executor(spec: str) -> Executor:
+    """``--executor MODULE:NAME``: an executor instance, or a function returning one
+    (called with no arguments); one-line error, exit 2."""
+    target = load_function(spec, what="MODULE:NAME", example="mypkg.cluster:executor",
+                            callable_only=False)
+    if not isinstance(target, Executor) and callable(target):
+        try:
+            target = target()
+        except Exception as exc:
+            die(f"--executor {spec}: calling it failed: {type(exc).__name__}: {exc}")
+    if not isinstance(target, Executor):
+        die(f"--executor {spec}: expected a fanout executor (a fanout.Executor instance, or a "
+            f"function returning one), got {type(target).__name__}")
+    return target
+
+
+def load_function(spec: str, *, what: str = "MODULE:FUNCTION",
+                  example: str = "mypkg.jobs:score", callable_only: bool = True) -> object:
     """Import ``MODULE:FUNCTION`` (current directory importable); one-line error, exit 2."""
     import importlib
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        die(f"expected MODULE:FUNCTION, like mypkg.jobs:score (got {spec!r})")
+        die(f"expected {what}, like {example} (got {spec!r})")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -262,6 +280,6 @@ def load_function(spec: str) -> object:
         except AttributeError:
             where = getattr(module, "__file__", module_name)
             die(f"{where}: module {module_name!r} has no attribute {attr!r}")
-    if not callable(target):
+    if callable_only and not callable(target):
         die(f"{spec} is not callable (it is a {type(target).__name__})")
     return target
