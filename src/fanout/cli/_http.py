@@ -40,6 +40,7 @@ from fanout.cli._util import (
     EXIT_OUTPUT,
     RunStop,
     Signals,
+    check_output_paths,
     die,
     exit_broken_pipe,
     open_input,
@@ -335,16 +336,7 @@ def http_command(
         ctx = make_context(label, list(headers), os.environ, proxies.secrets)
     except (SpecError, ProxyError) as exc:
         die(str(exc))
-    if output != "-":
-        parent = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(parent):
-            die(f"{output}: output directory {parent} does not exist")
-        if os.path.isdir(output):
-            die(f"{output}: is a directory, expected a file")
-    if summary_json is not None and not os.path.isdir(
-        os.path.dirname(os.path.abspath(summary_json))
-    ):
-        die(f"{summary_json}: directory of --summary-json does not exist")
+    check_output_paths(output, summary_json)
     refuse_same_file(input_path, output, summary_json)
 
     signals = Signals()

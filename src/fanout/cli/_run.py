@@ -47,6 +47,7 @@ from fanout.cli._util import (
     EXIT_OUTPUT,
     RunStop,
     Signals,
+    check_output_paths,
     die,
     divert_stdout,
     exit_broken_pipe,
@@ -153,7 +154,7 @@ def run_command(
             fanout.parse_rate(rate)
         except fanout.ConfigError as exc:
             die(f"--rate: {exc}")
-    _check_paths(output, summary_json)
+    check_output_paths(output, summary_json)
     refuse_same_file(input_path, output, summary_json)
     fn: Callable[..., Any] = load_function(function)  # type: ignore[assignment]
     executor = load_executor(executor_spec) if executor_spec is not None else None
@@ -223,19 +224,6 @@ def _format(text_lines: bool, csv_rows: bool, spread: bool) -> Format:
             die("--spread needs JSON arrays or objects, but --lines items are strings")
         return Format.LINES
     return Format.CSV if csv_rows else Format.JSON
-
-
-def _check_paths(output: str, summary_json: str | None) -> None:
-    if output != "-":
-        parent = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(parent):
-            die(f"{output}: output directory {parent} does not exist")
-        if os.path.isdir(output):
-            die(f"{output}: is a directory, expected a file")
-    if summary_json is not None and not os.path.isdir(
-        os.path.dirname(os.path.abspath(summary_json))
-    ):
-        die(f"{summary_json}: directory of --summary-json does not exist")
 
 
 def _wrap(fn: Callable[..., Any], spread: bool) -> Callable[..., Any]:

@@ -243,6 +243,21 @@ def write_summary_json(path: str, document: dict[str, Any]) -> None:
         die(f"{path}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
 
 
+def check_output_paths(output: str, summary_json: str | None) -> None:
+    """The output's and the summary's folders exist, and the output is not a folder
+    (exit 2 with one line otherwise)."""
+    if output != "-":
+        parent = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(parent):
+            die(f"{output}: output directory {parent} does not exist")
+        if os.path.isdir(output):
+            die(f"{output}: is a directory, expected a file")
+    if summary_json is not None and not os.path.isdir(
+        os.path.dirname(os.path.abspath(summary_json))
+    ):
+        die(f"{summary_json}: directory of --summary-json does not exist")
+
+
 def load_executor(spec: str) -> Executor:
     """``--executor MODULE:NAME``: an executor instance, or a function returning one
     (called with no arguments); one-line error, exit 2."""
