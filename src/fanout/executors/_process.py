@@ -1,89 +1,54 @@
-"""Process mode: a pool of worker processes that survives its workers dying.
+"""Process mode: each batch runs in a worker process of the warm pool (see _pool).
 
 Not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies it
-fails every pending future with ``BrokenProcessPool``, and it cannot kill the
-one worker whose call timed out. Here each worker process is owned by one
-thread that sends it a batch, waits for the answer (with the call's timeout),
-and on a death or a timeout replaces just that process.
+fails every pending future with ``BrokenProcessPool``, and it cannot stop the
+one call that must stop. Here a run borrows a worker per batch; a worker that
+dies fails only its item, and a cancelled call (deadline, Ctrl-C, graceful
+stop) kills exactly the worker running it; the pool replaces both.
+
+The function is pickled once per run and sent once to each worker: by
+reference when it lives in an importable module, by value (cloudpickle) when
+it comes from ``__main__`` (a script, ``python -``, a notebook cell) or is a
+lambda or closure. Items travel with plain pickle, and with cloudpickle when
+they need it (an instance of a class defined in ``__main__``).
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
-import contextlib
-import multiprocessing
+import itertools
 import os
 import pickle
-import queue
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
-from fanout._errors import (
-    CallTimeout,
-    ConfigError,
-    FanoutError,
-    NotPicklableError,
-    WorkerCrashed,
-)
+from fanout._errors import CallTimeout, ConfigError, FanoutError, NotPicklableError, WorkerCrashed
 from fanout.executors import _worker
 from fanout.executors._base import Executor
 from fanout.executors._calls import Outcome, failed
+from fanout.executors._pool import POOL, Worker
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-_KILL_GRACE = 1.0  # seconds a worker gets to exit on SIGTERM before SIGKILL
-
-_context_lock = threading.Lock()
-_context: Any = None
+_keys = itertools.count()
 
 
-def _mp_context() -> Any:
-    # forkserver: safe to use from a process that runs threads (our event loop
-    # thread), and the server forks workers quickly with fanout and the main
-    # script already imported.
-    global _context
-    with _context_lock:
-        if _context is None:
-            ctx: Any
-            if "forkserver" in multiprocessing.get_all_start_methods():
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["fanout.executors._worker", "__main__"])
-                if sys.version_info < (3, 13):
-                    _start_forkserver_with_main()
-            else:
-                ctx = multiprocessing.get_context("spawn")
-            _context = ctx
-        return _context
-
-
-def _start_forkserver_with_main() -> None:
-    """Start the fork server with the main script imported once, there.
-
-    Before 3.13 the fork server never receives the main script's path
-    (CPython gh-126631), so '__main__' in the preload list is ignored and
-    every worker re-runs the script as ``__mp_main__``: 10-50 ms per worker.
-    This passes the path the way 3.13 does.
-    """
-    from multiprocessing import forkserver, spawn
-
-    prepare = spawn.get_preparation_data
-
-    def with_main_path(name: str) -> dict[str, Any]:
-        data: dict[str, Any] = prepare(name)
-        if "init_main_from_path" in data:
-            data["main_path"] = data["init_main_from_path"]
-        return data
-
-    spawn.get_preparation_data = with_main_path
+def _dumps(value: Any) -> bytes:
+    """Plain pickle (fast); cloudpickle when plain pickle fails, or refers to
+    ``__main__``, which a worker never imports (a cheap, safe test: at worst a
+    string that contains it goes by cloudpickle too)."""
     try:
-        forkserver.ensure_running()
-    finally:
-        spawn.get_preparation_data = prepare
+        data = pickle.dumps(value, _PROTOCOL)
+    except Exception:
+        data = b"__main__"
+    if b"__main__" in data:
+        import cloudpickle
+
+        data = cloudpickle.dumps(value, _PROTOCOL)
+    return data
 
 
 def _where(fn: Callable[..., Any]) -> str:
@@ -106,143 +71,9 @@ def _describe_death(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-class _Job:
-    __slots__ = ("future", "items", "timeout")
-
-    def __init__(
-        self, items: list[Any], timeout: float | None, future: asyncio.Future[Outcome]
-    ) -> None:
-        self.items = items
-        self.timeout = timeout
-        self.future = future
-
-
-class _Slot:
-    """One thread owning one worker process at a time."""
-
-    def __init__(self, pool: ProcessExecutor) -> None:
-        self.pool = pool
-        self.proc: Any = None
-        self.conn: Connection | None = None
-
-    def start_process(self) -> None:
-        ctx = _mp_context()
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        proc = ctx.Process(
-            target=_worker.main, args=(child_conn, self.pool.fn_bytes), daemon=True
-        )
-        try:
-            proc.start()
-        except (EOFError, OSError):
-            # The fork server died importing the main script (see ProcessExecutor).
-            raise FanoutError(
-                "the process-mode fork server died while importing the main script: "
-                "a script that uses process mode needs its work under an "
-                "`if __name__ == '__main__':` guard"
-            ) from None
-        finally:
-            child_conn.close()
-        self.proc, self.conn = proc, parent_conn
-        try:
-            kind, body = pickle.loads(parent_conn.recv_bytes())
-        except (EOFError, OSError):
-            how = _describe_death(self.stop_process(kill=True))
-            raise FanoutError(
-                f"a process-mode worker died while starting ({how}), before running anything: "
-                "a script that uses process mode needs its work under an "
-                "`if __name__ == '__main__':` guard; see the worker's error above"
-            ) from None
-        if kind == "init_error":
-            self.stop_process(kill=True)
-            raise ConfigError(
-                f"process mode could not load {self.pool.where} in a worker process ({body}): "
-                "define it in an importable module (scripts need an "
-                "`if __name__ == '__main__':` guard), or use mode='thread'"
-            )
-
-    def stop_process(self, kill: bool) -> int | None:
-        proc, conn = self.proc, self.conn
-        self.proc = self.conn = None
-        if proc is None:
-            return None
-        if kill and proc.is_alive():
-            proc.terminate()
-            proc.join(_KILL_GRACE)
-            if proc.is_alive():
-                proc.kill()
-        if conn is not None:
-            conn.close()
-        proc.join(_KILL_GRACE if not kill else None)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        code: int | None = proc.exitcode
-        proc.close()
-        return code
-
-    def serve(self) -> None:
-        jobs = self.pool.jobs
-        try:
-            while True:
-                job = jobs.get()
-                if job is None:
-                    return
-                try:
-                    result: Outcome | BaseException = self.run(job.items, job.timeout)
-                except BaseException as exc:
-                    result = exc
-                self.pool.deliver(job, result)
-        finally:
-            self.stop_process(kill=self.pool.cancelling)
-
-    def run(self, items: list[Any], timeout: float | None) -> Outcome:
-        try:
-            payload = pickle.dumps(items, _PROTOCOL)
-        except Exception:
-            return self._run_picklable_only(items, timeout)
-        if self.proc is None:
-            self.start_process()
-        conn = self.conn
-        assert conn is not None
-        start = time.perf_counter()
-        try:
-            conn.send_bytes(payload)
-            if timeout is not None and not conn.poll(timeout):
-                self.stop_process(kill=True)
-                return failed(CallTimeout(timeout, "; its worker process was killed"),
-                              time.perf_counter() - start)
-            _, body = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return self._died(items, timeout, time.perf_counter() - start)
-        outcome: Outcome = body
-        return outcome
-
-    def _died(self, items: list[Any], timeout: float | None, elapsed: float) -> Outcome:
-        if self.pool.cancelling:
-            raise asyncio.CancelledError
-        exitcode = self.stop_process(kill=True)
-        if len(items) == 1:
-            how = _describe_death(exitcode)
-            return failed(WorkerCrashed(
-                f"the worker process running this item died ({how}); the pool replaced it",
-                exitcode,
-            ), elapsed)
-        # A batch of tiny calls: run each alone so only the culprit fails.
-        return _concat([self.run([item], timeout) for item in items])
-
-    def _run_picklable_only(self, items: list[Any], timeout: float | None) -> Outcome:
-        parts: list[Outcome] = []
-        for item in items:
-            try:
-                pickle.dumps(item, _PROTOCOL)
-            except Exception as exc:
-                parts.append(failed(NotPicklableError(
-                    f"process mode needs picklable items, but {type(item).__qualname__} "
-                    f"{_short(item)} is not ({exc}): pass plain data, or use mode='thread'"
-                )))
-            else:
-                parts.append(self.run([item], timeout))
-        return _concat(parts)
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _concat(parts: list[Outcome]) -> Outcome:
@@ -258,9 +89,8 @@ def _concat(parts: list[Outcome]) -> Outcome:
     return values, elapsed, errors or None
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+class _Retired(Exception):
+    """The worker had retired (idle too long) before it saw the batch: use another."""
 
 
 class ProcessExecutor(Executor):
@@ -269,31 +99,27 @@ class ProcessExecutor(Executor):
     batch_target = 0.02
     max_batch = 8192
     calls_run_here = False
+    #: how a cancelled call is stopped: its worker is killed and replaced
+    stops = "kill"
 
     def __init__(self, fn: Callable[..., Any], size: int) -> None:
-        if getattr(multiprocessing.current_process(), "_inheriting", False):
-            # A worker or the fork server is importing a main script that starts
-            # process mode at import time (no __main__ guard): starting more
-            # processes here would recurse. Exit quietly; the parent reports it.
-            raise SystemExit(1)
         self.where = _where(fn)
         try:
-            self.fn_bytes = pickle.dumps(fn, _PROTOCOL)
+            fn_bytes = _dumps(fn)
         except Exception as exc:
             raise NotPicklableError(
                 f"process mode needs a picklable function, but {self.where} is not "
-                f"({type(exc).__name__}: {exc}): define it at module level, or use mode='thread'"
+                f"({type(exc).__name__}: {exc}): make it use only picklable data "
+                "(no locks, open files or connections), or use mode='thread'"
             ) from None
+        self._fn_message = pickle.dumps((list(sys.path), fn_bytes), _PROTOCOL)
+        self._key = next(_keys)
         self.size = size
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.cancelling = False
-        self._slots: list[_Slot] = []
-        self._threads: list[threading.Thread] = []
 
     def check_item(self, item: Any) -> None:
         """Raise NotPicklableError before anything runs if ``item`` can't go to a worker."""
         try:
-            pickle.dumps(item, _PROTOCOL)
+            _dumps(item)
         except Exception as exc:
             raise NotPicklableError(
                 f"process mode needs picklable items, but the first item "
@@ -301,50 +127,99 @@ class ProcessExecutor(Executor):
                 "or use mode='thread'"
             ) from None
 
-    def deliver(self, job: _Job, result: Outcome | BaseException) -> None:
-        loop = self._loop
-        if loop is None:
-            return
+    async def submit(self, items: list[Any], timeout: float | None = None) -> Outcome:
         try:
-            loop.call_soon_threadsafe(_settle, job.future, result)
-        except RuntimeError:  # the loop is gone: nobody waits for this result
-            pass
-
-    async def submit(self, items: list[Any], timeout: float | None) -> Outcome:
+            payload = _dumps(items)
+        except Exception:
+            return await self._picklable_only(items, timeout)
         loop = self._running_loop()
-        if len(self._slots) < self.size:
-            slot = _Slot(self)
-            thread = threading.Thread(target=slot.serve, name="fanout-process-slot", daemon=True)
-            self._slots.append(slot)
-            self._threads.append(thread)
-            thread.start()
-        job = _Job(items, timeout, loop.create_future())
-        self.jobs.put(job)
-        return await job.future
+        start = time.perf_counter()
+        while True:
+            worker = POOL.take(self._key)
+            try:
+                if timeout is None:
+                    return await self._call(loop, worker, payload)
+                try:
+                    async with asyncio.timeout(timeout):
+                        return await self._call(loop, worker, payload)
+                except TimeoutError:
+                    return failed(CallTimeout(timeout, "; its worker process was killed"),
+                                  time.perf_counter() - start)
+            except _Retired:
+                continue
+            except EOFError:
+                return await self._died(worker, items, timeout, time.perf_counter() - start)
+
+    async def _call(self, loop: asyncio.AbstractEventLoop, worker: Worker,
+                    payload: bytes) -> Outcome:
+        """Run one batch on ``worker``; a cancellation kills it."""
+        try:
+            if not worker.ready:
+                await self._started(loop, worker)
+            if worker.fn_key != self._key:
+                await worker.send(loop, _worker.FUNCTION, self._fn_message)
+                worker.fn_key = self._key
+            await worker.send(loop, _worker.JOB, payload)
+            kind, body = await worker.recv(loop)
+        except asyncio.CancelledError:
+            POOL.kill(worker)
+            raise
+        except OSError:
+            raise EOFError from None
+        if kind == _worker.RESULT:
+            outcome: Outcome = pickle.loads(body)
+            POOL.give_back(worker)
+            return outcome
+        if kind == _worker.BYE:
+            POOL.discard(worker)
+            raise _Retired
+        worker.fn_key = None
+        POOL.give_back(worker)
+        raise ConfigError(
+            f"process mode could not load {self.where} in a worker process "
+            f"({bytes(body).decode(errors='replace')}): define it in a module the worker "
+            "can import, or use mode='thread'"
+        )
+
+    async def _started(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+        try:
+            kind, _ = await worker.recv(loop)
+        except (EOFError, OSError):
+            kind = -1
+        if kind != _worker.READY:
+            how = _describe_death(POOL.discard(worker))
+            raise FanoutError(
+                f"a process-mode worker died while starting ({how}), before running "
+                "anything: see its error above"
+            )
+        worker.ready = True
+
+    async def _died(self, worker: Worker, items: list[Any], timeout: float | None,
+                    elapsed: float) -> Outcome:
+        exitcode = POOL.discard(worker)
+        if len(items) == 1:
+            how = _describe_death(exitcode)
+            return failed(WorkerCrashed(
+                f"the worker process running this item died ({how}); the pool replaced it",
+                exitcode,
+            ), elapsed)
+        # A batch of tiny calls: run each alone so only the culprit fails.
+        return _concat([await self.submit([item], timeout) for item in items])
+
+    async def _picklable_only(self, items: list[Any], timeout: float | None) -> Outcome:
+        parts: list[Outcome] = []
+        for item in items:
+            try:
+                _dumps(item)
+            except Exception as exc:
+                parts.append(failed(NotPicklableError(
+                    f"process mode needs picklable items, but {type(item).__qualname__} "
+                    f"{_short(item)} is not ({exc}): pass plain data, or use mode='thread'"
+                )))
+            else:
+                parts.append(await self.submit([item], timeout))
+        return _concat(parts)
 
     async def aclose(self, cancel: bool = False) -> None:
-        self.cancelling = cancel
-        for _ in self._slots:
-            self.jobs.put(None)
-        if cancel:
-            # Unblock slot threads waiting on their worker: kill the workers now.
-            for slot in self._slots:
-                proc = slot.proc
-                if proc is not None and proc.pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(proc.pid, signal.SIGKILL)
-        await asyncio.to_thread(_join_all, list(self._threads))
-
-
-def _join_all(threads: list[threading.Thread]) -> None:
-    for thread in threads:
-        thread.join()
-
-
-def _settle(fut: asyncio.Future[Outcome], result: Outcome | BaseException) -> None:
-    if fut.done():
-        return
-    if isinstance(result, BaseException):
-        fut.set_exception(result)
-    else:
-        fut.set_result(result)
+        """Nothing to release: workers go back to the shared pool after each batch,
+        and a cancelled call's worker was killed when it was cancelled."""
