@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -186,14 +187,13 @@ def _collections_during(run: Callable[[], object]) -> int:
     return counts[0]
 
 
-def test_map_keeps_its_results_out_of_the_collectors_way_and_unfreezes_after() -> None:
+def test_map_builds_its_results_with_few_collections() -> None:
     n = 300_000
-    assert gc.get_freeze_count() == 0
     kept = _collections_during(lambda: fanout.map(jobs.double, range(n), mode="process"))
     streamed = _collections_during(
         lambda: list(fanout.imap(jobs.double, range(n), mode="process")))
-    # imap's consumer decides what it keeps: one collection per batch of
-    # results at least; map froze each batch, so almost none ran.
+    # imap's consumer decides what it keeps: a collection per 700 Results or
+    # so; map paused the collector while it built each batch of them.
     assert streamed >= n // 8192
     assert kept <= streamed // 4
     assert gc.get_freeze_count() == 0
@@ -208,3 +208,87 @@ def test_map_leaves_a_program_that_freezes_objects_itself_alone() -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def _freeze_now() -> str:
+    gc.freeze()
+    return "froze"
+
+
+def _disable_now() -> str:
+    gc.disable()
+    return "disabled"
+
+
+class _CallsWhenLoaded:
+    """A value whose unpickling, in the parent during the run, calls ``action``."""
+
+    def __init__(self, action: Callable[[], str]) -> None:
+        self.action = action
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (self.action, ())
+
+
+def freeze_at_60k(x: int) -> object:
+    return _CallsWhenLoaded(_freeze_now) if x == 60_000 else x
+
+
+def disable_gc_at_60k(x: int) -> object:
+    return _CallsWhenLoaded(_disable_now) if x == 60_000 else x
+
+
+def test_map_never_unfreezes_what_the_program_froze_during_the_run() -> None:
+    try:
+        results = fanout.map(freeze_at_60k, range(100_000), mode="process")
+        assert results[60_000].value == "froze"
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_map_never_turns_on_a_collector_its_own_thread_saw_turned_off() -> None:
+    try:
+        results = fanout.map(disable_gc_at_60k, range(100_000), mode="process")
+        assert results[60_000].value == "disabled"
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_map_never_turns_on_a_collector_another_thread_turned_off() -> None:
+    turned_off, done = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        assert _first_value.wait(30)
+        gc.disable()
+        turned_off.set()
+        while not done.is_set():
+            seen.append(gc.isenabled())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        results = fanout.map(signal_at_1000, range(100_000), mode="process")
+        assert turned_off.is_set()
+    finally:
+        done.set()
+        thread.join(30)
+        gc.enable()
+        _first_value.clear()
+    assert results[1000].value == "signalled"
+    assert seen and not any(seen)
+
+
+_first_value = threading.Event()
+
+
+def _signal_now() -> str:
+    _first_value.set()
+    return "signalled"
+
+
+def signal_at_1000(x: int) -> object:
+    return _CallsWhenLoaded(_signal_now) if x == 1000 else x

@@ -23,8 +23,8 @@ import pickle
 import signal
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from fanout._errors import CallTimeout, ConfigError, FanoutError, NotPicklableError, WorkerCrashed
 from fanout.executors import _worker
@@ -33,6 +33,7 @@ from fanout.executors._calls import Outcome, failed
 from fanout.executors._pool import POOL, Worker
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+T = TypeVar("T")
 _keys = itertools.count()
 
 
@@ -133,66 +134,76 @@ class ProcessExecutor(Executor):
         except Exception:
             return await self._picklable_only(items, timeout)
         loop = self._running_loop()
-        start = time.perf_counter()
         while True:
             worker = POOL.take(self._key)
+            start = time.perf_counter()
             try:
+                # Set-up (a new worker starting, the function loading) is not the call's time.
+                await self._killing_on_cancel(worker, self._set_up(loop, worker))
+                start = time.perf_counter()
+                call = self._killing_on_cancel(worker, self._run(loop, worker, payload))
                 if timeout is None:
-                    return await self._call(loop, worker, payload)
+                    return await call
                 try:
                     async with asyncio.timeout(timeout):
-                        return await self._call(loop, worker, payload)
+                        return await call
                 except TimeoutError:
                     return failed(CallTimeout(timeout, "; its worker process was killed"),
                                   time.perf_counter() - start)
             except _Retired:
                 continue
-            except EOFError:
+            except (EOFError, OSError):
                 return await self._died(worker, items, timeout, time.perf_counter() - start)
 
-    async def _call(self, loop: asyncio.AbstractEventLoop, worker: Worker,
-                    payload: bytes) -> Outcome:
-        """Run one batch on ``worker``; a cancellation kills it."""
+    @staticmethod
+    async def _killing_on_cancel(worker: Worker, step: Coroutine[Any, Any, T]) -> T:
         try:
-            if not worker.ready:
-                await self._started(loop, worker)
-            if worker.fn_key != self._key:
-                await worker.send(loop, _worker.FUNCTION, self._fn_message)
-                worker.fn_key = self._key
-            await worker.send(loop, _worker.JOB, payload)
-            kind, body = await worker.recv(loop)
+            return await step
         except asyncio.CancelledError:
             POOL.kill(worker)
             raise
-        except OSError:
-            raise EOFError from None
-        if kind == _worker.RESULT:
-            outcome: Outcome = pickle.loads(body)
-            POOL.give_back(worker)
-            return outcome
+
+    async def _set_up(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+        """Make ``worker`` ready to run this run's function."""
+        if not worker.ready:
+            try:
+                kind, _ = await worker.recv(loop)
+            except (EOFError, OSError):
+                kind = -1
+            if kind != _worker.READY:
+                how = _describe_death(POOL.discard(worker))
+                raise FanoutError(
+                    f"a process-mode worker died while starting ({how}), before running "
+                    "anything: see its error above"
+                )
+            worker.ready = True
+        if worker.fn_key == self._key:
+            return
+        await worker.send(loop, _worker.FUNCTION, self._fn_message)
+        kind, body = await worker.recv(loop)
         if kind == _worker.BYE:
             POOL.discard(worker)
             raise _Retired
-        worker.fn_key = None
-        POOL.give_back(worker)
-        raise ConfigError(
-            f"process mode could not load {self.where} in a worker process "
-            f"({bytes(body).decode(errors='replace')}): define it in a module the worker "
-            "can import, or use mode='thread'"
-        )
-
-    async def _started(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
-        try:
-            kind, _ = await worker.recv(loop)
-        except (EOFError, OSError):
-            kind = -1
-        if kind != _worker.READY:
-            how = _describe_death(POOL.discard(worker))
-            raise FanoutError(
-                f"a process-mode worker died while starting ({how}), before running "
-                "anything: see its error above"
+        if kind != _worker.LOADED:
+            worker.fn_key = None
+            POOL.give_back(worker)
+            raise ConfigError(
+                f"process mode could not load {self.where} in a worker process "
+                f"({bytes(body).decode(errors='replace')}): define it in a module the worker "
+                "can import, or use mode='thread'"
             )
-        worker.ready = True
+        worker.fn_key = self._key
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, worker: Worker,
+                   payload: bytes) -> Outcome:
+        await worker.send(loop, _worker.JOB, payload)
+        kind, body = await worker.recv(loop)
+        if kind == _worker.BYE:
+            POOL.discard(worker)
+            raise _Retired
+        outcome: Outcome = pickle.loads(body)
+        POOL.give_back(worker)
+        return outcome
 
     async def _died(self, worker: Worker, items: list[Any], timeout: float | None,
                     elapsed: float) -> Outcome:

@@ -1,11 +1,11 @@
 """The code a process-mode worker runs, and the framing both ends of its socket use.
 
 A worker is generic: the parent sends it a function (``FUNCTION``, kept until
-another one comes), then batches of items (``JOB``), and gets one ``RESULT``
-per batch. It starts with ``READY``, and after ``idle`` seconds without work
-it says ``BYE`` and exits, so an idle pool shuts itself down. The worker never
-imports the parent's ``__main__``: functions defined there arrive pickled by
-value (cloudpickle).
+another one comes; answered ``LOADED`` or ``LOAD_ERROR``), then batches of
+items (``JOB``), and gets one ``RESULT`` per batch. It starts with ``READY``,
+and after ``idle`` seconds without work it says ``BYE`` and exits, so an idle
+pool shuts itself down. The worker never imports the parent's ``__main__``:
+functions defined there arrive pickled by value (cloudpickle).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ READY = 3  # empty
 RESULT = 4  # pickled Outcome
 LOAD_ERROR = 5  # utf-8 text: the function could not be loaded
 BYE = 6  # empty: idle too long, exiting without reading anything more
+LOADED = 7  # empty: the function is ready
 
 # Started by the parent with ``python -c`` (never a script of the user's):
 # argv = [fd, idle seconds, sys.path as repr]
@@ -80,7 +81,6 @@ def serve(fd: int, idle: float) -> None:
     poller.register(fd, select.POLLIN)
     wait_ms = None if idle == float("inf") else max(0, int(idle * 1000))
     runner: SyncRunner | None = None
-    load_error = "no function was sent"
     while True:
         if not poller.poll(wait_ms):
             send(sock, BYE)
@@ -100,9 +100,11 @@ def serve(fd: int, idle: float) -> None:
                     sys.path[:] = path
                 runner = SyncRunner(pickle.loads(fn_bytes))
             except Exception as exc:
-                load_error = f"{type(exc).__name__}: {exc}"
+                send(sock, LOAD_ERROR, f"{type(exc).__name__}: {exc}".encode())
+            else:
+                send(sock, LOADED)
         elif runner is None:
-            send(sock, LOAD_ERROR, load_error.encode())
+            send(sock, LOAD_ERROR, b"no function was sent")
         else:
             send(sock, RESULT, dump(runner.run_batch(pickle.loads(body))))
 
