@@ -258,6 +258,26 @@ def _mpire(n: int) -> list[Any]:
         return pool.map(trivial, range(n))  # type: ignore[no-any-return]
 
 
+_ISOLATED = {"joblib Parallel(n_jobs=2) (loky, warm)": _joblib, "mpire WorkerPool(2).map": _mpire}
+
+
+def isolated_child(name: str, n: int, repeat: int) -> None:
+    """Runs in a fresh interpreter: a warm-up, then ``repeat`` timed runs; one JSON line."""
+    cell = Cell(name, _ISOLATED[name], n)
+    measure_all([cell], repeat)
+    print(json.dumps(cell.times))
+
+
+def _isolated_times(name: str, n: int, repeat: int) -> list[float]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--isolated-child", name, str(n),
+           str(repeat)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"cell {name} failed:\n{done.stderr}")
+    times: list[float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return times
+
+
 def _plain_loop(n: int) -> list[Any]:
     return [trivial(i) for i in range(n)]
 
@@ -302,11 +322,15 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
     ppe = [Cell(f"ProcessPoolExecutor(2).map, chunksize={c}", _ppe_map(c), small if c == 1 else n)
            for c in (1, 100, 1000, 10000)]
     peers = [Cell("multiprocessing.Pool(2).map", _mp_pool, n)]
+    # joblib and mpire leave threads running after a call (loky's manager and
+    # feeder, tqdm's monitor): they run in a program of their own, so that the
+    # other cells never run (or fork) in a multi-threaded process because of them.
+    isolated = []
     if _optional("joblib"):
-        # loky keeps its workers between calls: this one cell has no start-up after warm-up
-        peers.append(Cell("joblib Parallel(n_jobs=2) (loky, warm)", _joblib, n))
+        # loky keeps its workers between calls: no start-up after the warm-up
+        isolated.append(Cell("joblib Parallel(n_jobs=2) (loky, warm)", _joblib, n))
     if _optional("mpire"):
-        peers.append(Cell("mpire WorkerPool(2).map", _mpire, n))
+        isolated.append(Cell("mpire WorkerPool(2).map", _mpire, n))
     big = 10 * n  # start-up weighs 10x less: shows the per-item cost alone
     cells += ppe + peers + [
         Cell("fanout process, no chunksize", _fanout(trivial, "process"), n),
@@ -317,10 +341,11 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
         Cell("fanout sequential", _fanout(trivial, "sequential"), n),
     ]
     measure_all(cells, repeat)
-    if "joblib" in sys.modules:  # leave no idle pool behind for the next section
-        from joblib.externals.loky import get_reusable_executor  # type: ignore[import-untyped]
-
-        get_reusable_executor().shutdown(wait=True)
+    for cell in isolated:
+        print(f"  {cell.name} in a program of its own ...", file=sys.stderr)
+        cell.times = _isolated_times(cell.name, n, repeat)
+    peers += isolated
+    cells += isolated
 
     best = max(ppe, key=lambda c: c.rate).name
     compares = [
@@ -692,6 +717,9 @@ def _dump_cells(cells: list[Cell]) -> list[dict[str, Any]]:
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--memory-child":
         memory_child(sys.argv[2], int(sys.argv[3]))
+        return
+    if len(sys.argv) == 5 and sys.argv[1] == "--isolated-child":
+        isolated_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
         return
     if len(sys.argv) == 4 and sys.argv[1] == "--process-child":
         process_child(sys.argv[2], int(sys.argv[3]))

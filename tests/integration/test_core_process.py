@@ -189,6 +189,7 @@ def _collections_during(run: Callable[[], object]) -> int:
 
 def test_map_builds_its_results_with_few_collections() -> None:
     n = 300_000
+    frozen = gc.get_freeze_count()  # not 0 on 3.12: the interpreter's own objects
     kept = _collections_during(lambda: fanout.map(jobs.double, range(n), mode="process"))
     streamed = _collections_during(
         lambda: list(fanout.imap(jobs.double, range(n), mode="process")))
@@ -196,7 +197,7 @@ def test_map_builds_its_results_with_few_collections() -> None:
     # so; map paused the collector while it built each batch of them.
     assert streamed >= n // 8192
     assert kept <= streamed // 4
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_map_leaves_a_program_that_freezes_objects_itself_alone() -> None:
@@ -239,10 +240,11 @@ def disable_gc_at_60k(x: int) -> object:
 
 
 def test_map_never_unfreezes_what_the_program_froze_during_the_run() -> None:
+    frozen = gc.get_freeze_count()  # not 0 on 3.12: the interpreter's own objects
     try:
         results = fanout.map(freeze_at_60k, range(100_000), mode="process")
         assert results[60_000].value == "froze"
-        assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()
 
