@@ -503,20 +503,32 @@ def cpu_work(n: int) -> int:
 
 
 def _calibrate(seconds: float = 0.015) -> int:
-    n = 20_000
-    while True:
-        start = time.perf_counter()
-        cpu_work(n)
-        took = time.perf_counter() - start
-        if took > 0.005:
-            return max(1, int(n * seconds / took))
-        n *= 2
+    """``n`` for a ``cpu_work(n)`` of ``seconds``: the fastest of several timings
+    (the one least disturbed by other work on the machine)."""
+    n = 200_000
+    best = min(_timed_cpu_work(n) for _ in range(7))
+    return max(1, int(n * seconds / best))
+
+
+def _timed_cpu_work(n: int) -> float:
+    start = time.perf_counter()
+    cpu_work(n)
+    return time.perf_counter() - start
 
 
 def process_child(kind: str, n: int) -> None:
-    """Runs in a fresh interpreter: times ``kind`` and prints one JSON line of seconds."""
+    """Runs in a fresh interpreter: times ``kind`` and prints one JSON line of seconds.
+
+    ``...-module`` kinds call ``cpu_work`` from this file imported as a module
+    (pickled by reference); the others call it from ``__main__`` (by value)."""
     items = [n] * CPU_CALLS
-    expected = cpu_work(n)
+    work = cpu_work
+    if kind.endswith("-module"):
+        import overhead  # this file, as an importable module
+
+        work = overhead.cpu_work
+        kind = kind.removesuffix("-module")
+    expected = work(n)
     times: list[float] = []
 
     def timed(call: Callable[[], list[Any]]) -> None:
@@ -529,32 +541,31 @@ def process_child(kind: str, n: int) -> None:
 
     def fresh_ppe() -> list[Any]:
         with ProcessPoolExecutor(2) as ex:
-            return list(ex.map(cpu_work, items))
+            return list(ex.map(work, items))
 
     if kind == "sequential":
         for _ in range(CPU_REPEATS):
-            timed(lambda: [cpu_work(x) for x in items])
+            timed(lambda: [work(x) for x in items])
     elif kind == "fanout":
         for _ in range(CPU_REPEATS):
-            timed(lambda: fanout.map(cpu_work, items, mode="process", concurrency=2))
+            timed(lambda: fanout.map(work, items, mode="process", concurrency=2))
     elif kind == "joblib":
         from joblib import Parallel, delayed
 
         for _ in range(CPU_REPEATS):
-            timed(lambda: Parallel(n_jobs=2)(delayed(cpu_work)(x) for x in items))
+            timed(lambda: Parallel(n_jobs=2)(delayed(work)(x) for x in items))
     elif kind == "first-fanout-map":
-        timed(lambda: fanout.map(cpu_work, items, mode="process", concurrency=2))
+        timed(lambda: fanout.map(work, items, mode="process", concurrency=2))
     elif kind == "first-fanout-map-prestart":
-        from fanout.executors._pool import POOL
+        from fanout.executors._process import prepare
 
         def prestarted() -> list[Any]:
-            POOL.prestart(2)
-            return fanout.map(cpu_work, items, mode="process", concurrency=2)
+            prepare(work, 2)
+            return fanout.map(work, items, mode="process", concurrency=2)
 
         timed(prestarted)
     elif kind == "first-fanout-amap":
-        timed(lambda: asyncio.run(
-            fanout.amap(cpu_work, items, mode="process", concurrency=2)))
+        timed(lambda: asyncio.run(fanout.amap(work, items, mode="process", concurrency=2)))
     elif kind == "first-ppe":
         timed(fresh_ppe)
     else:
@@ -576,15 +587,19 @@ def section_process(repeat: int) -> tuple[list[Cell], list[Compare]]:
     in one program, first-call cells one call per program. ``repeat`` programs each."""
     n = _calibrate()
     warm = ["sequential", "fanout"] + (["joblib"] if _optional("joblib") else [])
-    first = ["first-fanout-map", "first-fanout-map-prestart", "first-fanout-amap", "first-ppe"]
+    first = ["first-fanout-map", "first-fanout-map-prestart", "first-fanout-amap", "first-ppe",
+             "first-fanout-map-prestart-module", "first-fanout-amap-module", "first-ppe-module"]
     names = {
         "sequential": "8 x 15 ms, sequential loop (5 calls, median)",
         "fanout": "8 x 15 ms, fanout process c=2 (5 calls, median)",
         "joblib": "8 x 15 ms, joblib Parallel(n_jobs=2) (5 calls, median)",
         "first-fanout-map": "first call: fanout.map process c=2",
-        "first-fanout-map-prestart": "first call: fanout.map after POOL.prestart(2)",
+        "first-fanout-map-prestart": "first call: fanout.map after prepare(fn, 2)",
         "first-fanout-amap": "first call: asyncio.run(fanout.amap) process c=2",
         "first-ppe": "first call: fresh ProcessPoolExecutor(2).map",
+        "first-fanout-map-prestart-module": "first call, module fn: map after prepare(fn, 2)",
+        "first-fanout-amap-module": "first call, module fn: asyncio.run(fanout.amap)",
+        "first-ppe-module": "first call, module fn: fresh ProcessPoolExecutor(2)",
     }
     cells = {k: Cell(names[k], lambda _n: None, CPU_CALLS) for k in warm + first}
     for round_ in range(repeat):
@@ -602,6 +617,8 @@ def section_process(repeat: int) -> tuple[list[Cell], list[Compare]]:
         Compare(names["first-fanout-map"], ppe, 1.0),
         Compare(names["first-fanout-map-prestart"], ppe, 1.0),
         Compare(names["first-fanout-amap"], ppe, 1.0),
+        Compare(names["first-fanout-map-prestart-module"], names["first-ppe-module"], 1.0),
+        Compare(names["first-fanout-amap-module"], names["first-ppe-module"], 1.0),
     ]
     return list(cells.values()), compares
 

@@ -110,8 +110,8 @@ def test_a_killed_worker_ignoring_sigterm_is_gone_after_the_grace_period(tmp_pat
 def _spawn(code: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = dict(os.environ, **(env or {}))
     env["PYTHONPATH"] = f"{HERE}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
+                            env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
 
 
@@ -155,3 +155,41 @@ def test_workers_never_outlive_a_killed_parent(tmp_path: Path, api: str) -> None
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert _wait_until(lambda: not any(_alive(pid) for pid in pids), 20)
+
+
+def test_prepare_forks_the_workers_of_a_single_threaded_program_and_map_uses_them() -> None:
+    proc = _spawn("""
+        import threading, psutil, fanout
+        from fanout.executors._process import prepare
+
+        def double(x):
+            return 2 * x
+
+        me = psutil.Process()
+        prepare(double, 2)
+        forked = me.children()
+        print(len(forked), all(k.cmdline() == me.cmdline() for k in forked))
+        print(sum(r.value for r in fanout.map(double, range(10), mode="process",
+                                              concurrency=2)))
+        print({k.pid for k in me.children()} == {k.pid for k in forked})
+    """)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.split() == ["2", "True", "90", "True"]
+
+
+def test_prepare_never_forks_a_program_that_runs_threads() -> None:
+    proc = _spawn("""
+        import threading, psutil
+        from fanout.executors._process import prepare
+        release = threading.Event()
+        thread = threading.Thread(target=release.wait)
+        thread.start()
+        prepare(abs, 2)
+        print(len(psutil.Process().children()))
+        release.set()
+        thread.join()
+    """)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.split() == ["0"]
