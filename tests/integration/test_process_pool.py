@@ -193,3 +193,20 @@ def test_prepare_never_forks_a_program_that_runs_threads() -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.split() == ["0"]
+
+
+def test_a_program_that_forks_after_a_run_gets_its_own_workers_in_the_child() -> None:
+    proc = _spawn("""
+        import os, fanout, core_jobs
+        parent = {r.value for r in fanout.map(core_jobs.pid_of, range(4), mode="process")}
+        pid = os.fork()
+        if pid == 0:
+            child = {r.value for r in fanout.map(core_jobs.pid_of, range(4), mode="process")}
+            os._exit(0 if child and not child & parent else 3)
+        _, status = os.waitpid(pid, 0)
+        again = {r.value for r in fanout.map(core_jobs.pid_of, range(4), mode="process")}
+        print(os.waitstatus_to_exitcode(status), again <= parent)
+    """)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.split() == ["0", "True"]

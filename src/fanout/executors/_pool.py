@@ -204,9 +204,7 @@ class Pool:
             return pid
         code = 1
         try:
-            ours.close()
-            for other in self._live:
-                other.sock.close()
+            ours.close()  # and the other workers' sockets: see forget()
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
             os.close(devnull)
@@ -232,6 +230,16 @@ class Pool:
             worker.close()
         for worker in workers:
             worker.exit_code(KILL_GRACE)
+
+    def forget(self) -> None:
+        """In a child forked from this process (by us or by the program): the
+        workers are the parent's; close our copies of their sockets, so that only
+        the parent holds them (a worker sees the parent die), and start afresh."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        for worker in self._live:
+            worker.sock.close()
+        self._live = set()
+        self._idle = []
 
     def pids(self) -> list[int]:
         """The live workers' process ids (for tests and benchmarks)."""
@@ -264,3 +272,4 @@ def _single_threaded() -> bool:
 
 
 POOL = Pool()
+os.register_at_fork(after_in_child=POOL.forget)
