@@ -667,7 +667,8 @@ def header(args: argparse.Namespace) -> str:
         f"  python  : {platform.python_implementation()} {platform.python_version()}",
         f"  fanout {version('fanout')}, joblib {version('joblib')}, mpire {version('mpire')}, "
         f"uvloop {version('uvloop')} (fanout's sync API loop: {loop})",
-        f"  repeats : {args.repeat} (median), pool start-up included in every cell; "
+        f"  repeats : {args.repeat} (median); pools made per call pay their start-up in every "
+        "cell, fanout's process workers and joblib's are warm after the warm-up; "
         f"multiprocessing default start method: {multiprocessing.get_start_method()}",
         f"  date    : {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"  load    : {_load()} at the start (other work on the machine makes figures noisy;"
