@@ -241,11 +241,6 @@ class Pool:
         self._live = set()
         self._idle = []
 
-    def pids(self) -> list[int]:
-        """The live workers' process ids (for tests and benchmarks)."""
-        with self._lock:
-            return sorted(w.pid for w in self._live)
-
 
 def _launch(theirs: socket.socket, idle: float) -> tuple[int, subprocess.Popen[bytes]]:
     if not sys.executable:

@@ -116,6 +116,8 @@ class ProcessExecutor(Executor):
     stops = "kill"
 
     def __init__(self, fn: Callable[..., Any], size: int) -> None:
+        # ``size`` (the run's concurrency) needs nothing here: the run never has
+        # more batches out at once, and the shared pool grows to what is asked.
         self.where = _where(fn)
         try:
             fn_bytes = _dumps(fn)
@@ -127,7 +129,6 @@ class ProcessExecutor(Executor):
             ) from None
         self._fn_message = pickle.dumps((list(sys.path), fn_bytes), _PROTOCOL)
         self._key = next(_keys)
-        self.size = size
 
     def check_item(self, item: Any) -> None:
         """Raise NotPicklableError before anything runs if ``item`` can't go to a worker."""
