@@ -52,7 +52,7 @@ class Worker:
         self.popen = popen
         self.idle = idle
         self.ready = False
-        self.fn_key: int | None = None
+        self.fn_key: bytes | None = None
         self.last_used = time.monotonic()
         self._buf = bytearray(_BUFFER)
 
@@ -126,7 +126,7 @@ class Pool:
         self._live: set[Worker] = set()
         self._exit_hook = False
 
-    def take(self, fn_key: int) -> Worker:
+    def take(self, fn_key: bytes) -> Worker:
         """An idle worker, one that already holds this function if possible;
         a new one (not ready yet) when none is idle."""
         now = time.monotonic()

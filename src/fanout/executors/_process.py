@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import array
 import asyncio
-import itertools
+import hashlib
 import os
 import pickle
 import signal
@@ -34,7 +34,6 @@ from fanout.executors._pool import POOL, Worker
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 T = TypeVar("T")
-_keys = itertools.count()
 
 
 def _dumps(value: Any) -> bytes:
@@ -128,7 +127,8 @@ class ProcessExecutor(Executor):
                 "(no locks, open files or connections), or use mode='thread'"
             ) from None
         self._fn_message = pickle.dumps((list(sys.path), fn_bytes), _PROTOCOL)
-        self._key = next(_keys)
+        # The same function (and sys.path) in a later run is not sent to a worker again.
+        self._key = hashlib.blake2b(self._fn_message, digest_size=16).digest()
 
     def check_item(self, item: Any) -> None:
         """Raise NotPicklableError before anything runs if ``item`` can't go to a worker."""
