@@ -14,6 +14,7 @@ import core_jobs as jobs
 import pytest
 
 import fanout
+from fanout.executors._process import _dumps
 
 HERE = Path(__file__).parent
 
@@ -97,6 +98,8 @@ def test_a_function_in_an_importable_module_goes_by_reference() -> None:
     # The worker imports core_jobs itself, so it runs the module's own function.
     results = fanout.map(jobs.pid_of, range(4), mode="process", concurrency=2)
     assert all(r.ok and r.value != os.getpid() for r in results)
+    assert b"cloudpickle" not in _dumps(jobs.pid_of)
+    assert b"cloudpickle" in _dumps(lambda x: x)
 
 
 def test_a_truly_unpicklable_function_is_refused_in_one_line() -> None:
