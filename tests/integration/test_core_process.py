@@ -158,11 +158,17 @@ def test_ctrl_c_in_the_library_keeps_finished_results() -> None:
     assert out.strip() == "[0, 1, 2, 3, 4]"
 
 
+def nap_or_hang(x: int) -> int:
+    """50 ms (long enough that calls are never batched), or 600 s for a negative x."""
+    time.sleep(600 if x < 0 else 0.05)
+    return x
+
+
 def test_graceful_stop_kills_hung_workers_instead_of_waiting_for_them() -> None:
     async def main() -> list[int]:
         stop = asyncio.Event()
         done = []
-        async for r in fanout.aimap(jobs.sleep_if_marked, [1, -1, 2, 3], mode="process",
+        async for r in fanout.aimap(nap_or_hang, [1, -1, 2, 3], mode="process",
                                     concurrency=2, ordered=False, stop=stop):
             done.append(r.index)
             if len(done) == 3:  # the others are done: item 1 runs, for 600 s
