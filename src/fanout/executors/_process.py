@@ -214,8 +214,10 @@ class ProcessExecutor(Executor):
         if kind == _worker.BYE:
             POOL.discard(worker)
             raise _Retired
-        outcome: Outcome = pickle.loads(body)
-        POOL.give_back(worker)
+        try:
+            outcome: Outcome = pickle.loads(body)
+        finally:
+            POOL.give_back(worker)  # its answer is read: it can serve the next batch
         return outcome
 
     async def _died(self, worker: Worker, items: list[Any], timeout: float | None,
