@@ -47,8 +47,6 @@ EARLY_S = 0.003
 EARLY_CPU = 0.85
 #: ... and at most this share: it waits
 EARLY_WAIT = 0.15
-#: what starting worker processes costs when none is warm (seconds, all of them)
-COLD_START_S = 0.1
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from itertools import repeat
 from typing import Any
 
-from fanout._auto import COLD_START_S, Choice, Facts, Probe, choose, early_choice_possible
+from fanout._auto import Choice, Facts, Probe, choose, early_choice_possible
 from fanout._batching import BatchSizer
 from fanout._classify import CPU_BOUND_SHARE, cores, gil_enabled
 from fanout._config import RunConfig
@@ -70,7 +70,10 @@ class Run:
         stop: asyncio.Event | None = None,
         *,
         api: str = "map",
+        executor: Executor | None = None,
     ) -> None:
+        """``executor``: the one to use, already made (else the config's, or a new one
+        of its mode)."""
         self.config = config
         self.api = api
         self._fn = fn
@@ -92,7 +95,7 @@ class Run:
             executor = new_executor("thread")
             executor.prepare(self._probe, config.concurrency, config.timeout)
         else:
-            executor = config.executor if config.executor is not None else new_executor(config.mode)
+            executor = executor or config.executor or new_executor(config.mode)
             executor.prepare(fn, config.concurrency, config.timeout)
         self.executor: Executor = executor
         self._executors = [executor]
@@ -384,7 +387,7 @@ class Run:
                 process, refused = None, str(exc)
             else:
                 estimate = getattr(process, "startup_estimate", None)
-                startup = estimate() if callable(estimate) else COLD_START_S
+                startup = estimate(self._process_slots) if callable(estimate) else 0.0
         total = self._input.total
         left = total - self.done if total is not None else None
         facts = Facts(cores(), gil_enabled(), refused, left, self._process_slots, startup)
@@ -414,7 +417,7 @@ class Run:
         logger.info("fanout.%s(%s): %s", self.api, self.config.description, choice.reason)
 
     async def _run_timed(
-        self, job: _Job, started: float, timeout: float, task: asyncio.Task[None]
+        self, job: _Job, started_at: float, timeout: float, task: asyncio.Task[None]
     ) -> None:
         """One call under its deadline: past it, the awaiting task is cancelled and
         the executor stops the call as it declares; an abandoned call keeps its
@@ -422,17 +425,33 @@ class Run:
         executor, flow, deadlines = self.executor, self._flow, self._deadlines  # this call's
         base = task.cancelling()
         call = executor.submit(job[1])
-        start = time.perf_counter()
-        deadlines.add(task, timeout)
+        start = 0.0
+        armed = finished = False
+
+        def arm(_: object = None) -> None:
+            nonlocal start, armed
+            if not armed and not finished:
+                armed = True
+                start = time.perf_counter()
+                deadlines.add(task, timeout)
+
+        # An executor may say when the call really starts (after starting a worker,
+        # say): its deadline counts from then.
+        started: asyncio.Future[None] | None = getattr(call, "started", None)
+        if started is None:
+            arm()
+        else:
+            started.add_done_callback(arm)
         try:
             outcome = await call
         except asyncio.CancelledError:
-            if not deadlines.remove(task) or task.uncancel() > base:
+            finished = True
+            if not (armed and deadlines.remove(task)) or task.uncancel() > base:
                 flow.release()
                 raise  # cancelled from outside (a stop), not by the deadline
             error = CallTimeout(timeout, _STOPPED[executor.stops])
             outcome = failed(error, time.perf_counter() - start)
-            flow.observe(started, outcome)
+            flow.observe(started_at, outcome)
             self._file(job, outcome)
             ended = executor.stopped(call)
             try:
@@ -446,12 +465,15 @@ class Run:
                 flow.release()
             return
         except BaseException:
-            deadlines.remove(task)
+            finished = True
+            if armed:
+                deadlines.remove(task)
             flow.release()
             raise
-        if deadlines.remove(task):  # the call swallowed our cancellation
+        finished = True
+        if armed and deadlines.remove(task):  # the call swallowed our cancellation
             task.uncancel()
-        flow.observe(started, outcome)
+        flow.observe(started_at, outcome)
         flow.release()
         self._file(job, outcome)
 
