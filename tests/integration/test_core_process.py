@@ -179,21 +179,6 @@ def test_graceful_stop_kills_hung_workers_instead_of_waiting_for_them() -> None:
     assert sorted(done) == [0, 2, 3]
 
 
-def _collections_during(run: Callable[[], object]) -> int:
-    counts = [0]
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            counts[0] += 1
-
-    gc.callbacks.append(count)
-    try:
-        run()
-    finally:
-        gc.callbacks.remove(count)
-    return counts[0]
-
-
 def test_map_builds_its_results_with_few_collections() -> None:
     # In a program of its own: the collector trick rightly stands down when other
     # threads (left by earlier tests) could run program code.
