@@ -31,7 +31,7 @@ from fanout._batching import BatchSizer
 from fanout._config import RunConfig
 from fanout._deadlines import Deadlines
 from fanout._errors import CallTimeout, SlotsExhausted
-from fanout._flow import FlowControl, StartGate
+from fanout._flow import Flow, FlowControl
 from fanout._gc import KeptResults, build_many
 from fanout._input import Input
 from fanout._progress import Progress, want_progress
@@ -39,7 +39,7 @@ from fanout._reorder import Reorder
 from fanout._result import Result
 from fanout._retry import RetryScheduler
 from fanout.executors import Executor, new_executor
-from fanout.executors._calls import Outcome, failed
+from fanout.executors._calls import Outcome, failed, is_async_callable
 
 logger = logging.getLogger("fanout")
 
@@ -71,14 +71,20 @@ class Run:
         self._stop_event = stop
         self._stop_requested = False
         executor = config.executor if config.executor is not None else new_executor(config.mode)
-        executor.prepare(fn, config.concurrency, config.timeout)
+        flow = Flow(concurrency=config.concurrency, rate=config.rate,
+                    auto=config.auto_concurrency, budget=config.budget, cost=config.cost,
+                    max_pause=config.retry.max_retry_after, loop=self._loop)
+        executor.prepare(flow.wrap(fn, is_async=is_async_callable(fn),
+                                   runs_here=executor.calls_run_here),
+                         config.concurrency, config.timeout)
         self.executor: Executor = executor
         self._input = Input(items)
         self._reorder = Reorder(config.ordered)
         self._retries: RetryScheduler[_Job] = RetryScheduler(self._loop, self._wake_workers)
         self._deadlines = Deadlines(self._loop)
-        self._flow: FlowControl = StartGate(config.concurrency, config.rate)
-        batching = config.timeout is None and not config.rate and executor.max_batch > 1
+        self._flow: FlowControl = flow
+        batching = (config.timeout is None and not config.rate and config.budget is None
+                    and not config.auto_concurrency and executor.max_batch > 1)
         max_batch = executor.max_batch if batching else 1
         self._window = (max(1024, 8 * config.concurrency)
                         + min(2 * config.concurrency * max_batch, 65536))
@@ -107,6 +113,15 @@ class Run:
     def total(self) -> int | None:
         """How many items the input holds, once known (for the progress bar)."""
         return self._input.total
+
+    def details(self) -> str:
+        """What limits the run now, in a few words: the concurrency, the start rate,
+        waits for the server, overload answers (for the progress display)."""
+        return self._flow.details()
+
+    def flow_state(self) -> dict[str, Any]:
+        """The flow controller's numbers now (see ``fanout._flow.Flow.state``)."""
+        return self._flow.state()
 
     # ----------------------------------------------------------- the consumer
     async def results(self) -> AsyncGenerator[list[Result[Any]], None]:
@@ -264,8 +279,8 @@ class Run:
                 job = self._job_now() or await self._next_job()
                 if job is None:
                     return
-                if not flow.try_start():
-                    await flow.start()
+                if not flow.try_start(job[1]):
+                    await flow.start(job[1])
                 started = clock()
                 if timeout is not None:
                     await self._run_timed(job, started, timeout, task)
