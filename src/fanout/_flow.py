@@ -297,6 +297,10 @@ class Flow:
             if quota is None:
                 quota = self._quotas[key] = ServerQuota(report.resource)
                 self._timed = True
+                # the calls in flight besides this one may have started after it, unseen
+                # by the server when it answered: count them, they are not in the ledger
+                unit = 1.0 if report.resource == "requests" else self._cost_now
+                quota.ledger.add(started + 1e-9, max(self.running - 1, 0) * unit)
             changed |= quota.observe(report, started, now)
         if changed and self._waiting:
             self._poke()

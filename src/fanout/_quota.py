@@ -14,9 +14,10 @@ limit and starts a call only when the model says it fits, instead of waiting for
     A quota per window; ``reset`` is when the window's quota comes back. At 0
     remaining, waiting for the reset is right.
 
-The model counts what *we* start after the answer that carried a report (the
-server had not seen those yet), and drops a report from a call that started
-before the one it already follows (an answer overtaken by a fresher one).
+The model counts what *we* started after the call whose answer carried a report
+(the server had not seen those yet; nor, perhaps, those started up to ``REORDER``
+before it, which may have reached it later), and drops a report from a call that
+started before the one it already follows (an answer overtaken by a fresher one).
 Times are passed in; nothing here reads a clock.
 """
 
@@ -32,6 +33,8 @@ Refill = Literal["continuous", "window"]
 
 #: refill 2% slower than announced: our clock and the server's drift apart
 _REFILL_SAFETY = 1.02
+#: requests sent this close together (s) may reach the server in either order
+REORDER = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +112,9 @@ class ServerQuota:
         if started < self._source:
             return False
         self._source = started
-        unseen = self.ledger.after(started)
-        self.ledger.forget_before(started)
+        # calls started shortly before this one may reach the server after it
+        unseen = self.ledger.after(started - REORDER)
+        self.ledger.forget_before(started - REORDER)
         self.report = report
         self.refill = report.refill
         self._at = now
