@@ -21,6 +21,8 @@ from http import HTTPStatus
 import aiohttp
 from yarl import URL
 
+from fanout._flow import Flow
+from fanout.http._ratelimit import RateWatch, precise_retry_after
 from fanout.http._spec import InvalidLine, RequestSpec
 
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -147,6 +149,8 @@ class HttpClient:
         self.include_headers = include_headers
         self.verify_tls = verify_tls
         self._session: aiohttp.ClientSession | None = None
+        #: the flow control of the run sending the requests, once one was sent
+        self.flow: Flow | None = None
         self.__name__ = "http"  # the progress bar's label
 
     def _open(self) -> aiohttp.ClientSession:
@@ -185,6 +189,9 @@ class HttpClient:
         params = spec.params
         body_json, has_json, data = spec.json, spec.has_json, spec.data
         origin: URL | None = None
+        watch = RateWatch.begin()  # None unless the run follows the server's limits
+        if watch is not None:
+            self.flow = watch.flow
         for hop in range(MAX_REDIRECTS + 1):
             if has_json:
                 request = session.request(method, url, headers=headers, params=params,
@@ -194,9 +201,14 @@ class HttpClient:
                                           data=data, allow_redirects=False)
             async with request as resp:
                 status = resp.status
+                if watch is not None:
+                    watch.headers(resp.headers)
                 location = resp.headers.get("Location") if status in _REDIRECTS else None
                 if location is None:
-                    return self._judge(resp, await self._response(resp))
+                    response = await self._response(resp)
+                    if watch is not None:
+                        watch.settle(spec, status, response.body)
+                    return self._judge(resp, response)
                 if hop == MAX_REDIRECTS:
                     raise TooManyRedirects(await self._response(resp))
                 current = resp.url
@@ -249,6 +261,7 @@ class HttpClient:
         if 200 <= status < 300:
             return response
         retryable = status in self.retry_statuses
-        retry_after = parse_retry_after(resp.headers.get("Retry-After")) if retryable else None
+        retry_after = (precise_retry_after(resp.headers)
+                       or parse_retry_after(resp.headers.get("Retry-After"))) if retryable else None
         raise HTTPStatusError(response, retryable, retry_after)
 
