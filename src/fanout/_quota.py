@@ -35,6 +35,8 @@ Refill = Literal["continuous", "window"]
 _REFILL_SAFETY = 1.02
 #: requests sent this close together (s) may reach the server in either order
 REORDER = 0.002
+#: a window used up, without a reset said: one call a second finds out when it is back
+UNKNOWN_RESET = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,8 @@ class ServerQuota:
         if level >= cost:
             return now
         if self.refill == "window":
+            if self._reset_at == math.inf:  # no reset said: look again in a while
+                return now + UNKNOWN_RESET
             return self._reset_at if self._reset_at > now else now
         if cost > self._capacity or self._rate <= 0.0:
             return now  # it can never fit: the server will say so, not us

@@ -147,3 +147,9 @@ def test_the_ledger_answers_what_was_started_after_a_time() -> None:
     ledger.forget_before(17.0)
     assert ledger.after(16.5) == 6.0
     assert math.isclose(ledger.total, 40.0)
+
+
+def test_a_window_used_up_without_a_reset_is_tried_again_each_second() -> None:
+    quota = ServerQuota("requests")
+    quota.observe(QuotaReport("requests", "window", 0, None, 10, None), started=0.0, now=1.0)
+    assert quota.ready_at(1.0, 1.0) == 2.0
