@@ -13,7 +13,7 @@ The law, in plain words (TCP's congestion control, made for request rates):
   episode already reacted to and is not new (RFC 6582's recovery point). After a
   cut, calls started before the server's ``Retry-After`` has passed are still
   part of the old episode too: the server said its quota returns then.
-- **Cut once per epoch**, by a bounded factor: the new pace is 90% of the rate
+- **Cut once per epoch**, by a bounded factor: the new pace is 95% of the rate
   the server *accepted* during the epoch (its goodput: under a rate limit, about
   the limit), never below half the rate we were starting at, never below
   ``FLOOR``.
@@ -30,11 +30,12 @@ The law, in plain words (TCP's congestion control, made for request rates):
   and that share is *tolerated* from then on: only a share significantly above
   it is a reason to slow down (Eifel-style undo, RFC 3522; Google SRE's client
   throttling tolerates a share of rejections in the same spirit).
-- **Pause only when the limit is exhausted**: when at least 3/4 of the latest
+- **Pause only when the limit is exhausted**: when at least 90% of the latest
   answers (8 to 16 of them, from calls started after the last pause) are
   signals, every start waits for the server's ``Retry-After`` (1 s without one)
   — once: answers to calls started before the pause ended never re-arm it. The
-  pace is then set from what the server accepted before it ran dry.
+  pace is then set to 80% of what the server took before it ran dry: the calls
+  started in the last ``Retry-After`` (at least a second) before the first refusal.
 - **Ceilings.** The user's ``rate`` is a ceiling the pace never exceeds
   (and ``concurrency`` one the concurrency never exceeds, elsewhere).
 
@@ -58,18 +59,21 @@ logger = logging.getLogger("fanout.flow")
 #: or more, so a change of pace shows in the answers only that much later
 MIN_EPOCH = 0.5
 #: a cut sets the pace to this share of the rate the server accepted
-BETA = 0.9
+BETA = 0.95
 #: ...but never below this share of the rate we were starting at (a bounded cut)
 MAX_CUT = 0.5
-#: when the limit is exhausted, the cut may go down to this share
+#: when the limit is exhausted, the pace is this share of what the server took (an
+#: estimate from a burst, so a lower share), and the cut may go down to 1/64
+EXHAUSTED_BETA = 0.8
 MAX_EXHAUSTED_CUT = 1 / 64
 #: the slowest pace (starts per second) a cut may reach
 FLOOR = 0.5
 #: the smallest step of growth, and the first step of probing past the rate the
 #: server accepted at the last overload: this share of that rate
 PROBE = 0.025
-#: signals among the latest answers that mean "the limit is exhausted"
-EXHAUSTED_SHARE = 0.75
+#: signals among the latest answers that mean "the limit is exhausted" (a pace a
+#: little over a sliding window's limit is refused in short blocks: not that)
+EXHAUSTED_SHARE = 0.9
 EXHAUSTED_LEAST = 8
 EXHAUSTED_WINDOW = 16
 #: a cut that did not bring the share of signals under this share of what it
@@ -307,11 +311,14 @@ class PaceLaw:
         wait = min(self._hold or DEFAULT_PAUSE, self.max_pause)
         until = now + wait
         seen, signals = len(self._recent), self._recent_signals
-        # what the server took since the last pause: the calls that started before
-        # the first refused one; spread over the time until it takes more
+        # what the server took: the calls that started in the `span` before the first
+        # refused one (since the last pause), where `span` is the time it needs to take
+        # more, at least a second
         first = min(self._first_refused, now)
-        taken = bisect.bisect_left(self._fed, first)
-        estimate = taken / (max(first - self._fed_since, 1e-3) + wait)
+        span = max(wait, 1.0)
+        fed = self._fed
+        taken = bisect.bisect_left(fed, first) - bisect.bisect_left(fed, first - span)
+        estimate = taken / span
         self.paused_until = max(self.paused_until, until)
         self.pauses += 1
         self.paused_s += wait
@@ -320,7 +327,7 @@ class PaceLaw:
         self._recent_from = self._fed_since = until
         self._fed.clear()
         self._first_refused = math.inf
-        self._cut(now, 1.0, estimate,
+        self._cut(now, 1.0, estimate * EXHAUSTED_BETA / BETA,
                   f"{signals} of the latest {seen} answers were overload signals: the limit "
                   f"is exhausted; every start waits {wait:g}s", least=MAX_EXHAUSTED_CUT)
         self._new_epoch(now, until)

@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from fanout._control import (
-    BETA,
+    EXHAUSTED_BETA,
     EXHAUSTED_LEAST,
     FLOOR,
     MAX_CUT,
@@ -189,9 +189,9 @@ def test_an_exhausted_limit_pauses_every_start_once_and_stale_answers_do_not_rea
     for i in range(64):
         law.on_answer(0.2 + i / 100, 0.099 + i / 100000, 1, 1, 2.0)
     assert law.pauses == 1 and law.paused_until == until
-    # the pace after the pause: what the server took (100 starts before the first
-    # refusal, in 0.09 s) spread over until it is back
-    assert law.pace is not None and law.pace == pytest.approx(BETA * 90 / 2.09, rel=0.05)
+    # the pace after the pause: what the server took in the last Retry-After before the
+    # first refusal (the 90 calls started before 0.09 s, in 2 s)
+    assert law.pace is not None and law.pace == pytest.approx(EXHAUSTED_BETA * 90 / 2.0, rel=0.05)
     # refusals of calls started after the pause ended count again
     for i in range(EXHAUSTED_LEAST):
         law.on_answer(until + 0.5 + i / 1000, until + 0.4 + i / 1000, 1, 1, 2.0)
