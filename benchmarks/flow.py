@@ -102,7 +102,7 @@ class Figure:
 
 
 # ------------------------------------------------------------------ scenarios
-def throttle(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
+def throttle(tmp: Path, n: int, figures: dict[str, Figure]) -> str:
     faults = {"error_rate": 0.05, "unavailable_rate": 0.03, "reset_rate": 0.02,
               "max_faults": 3, "seed": 1, "latency": LATENCY}
     throughput = {}
@@ -120,9 +120,10 @@ def throttle(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
         exactly_once &= (doc["ok"] == n and len(ok) == n and set(ok.values()) == {1})
     figures["ratio"].values.append(throughput[0.15] / throughput[0.0])
     figures["once"].values.append(1.0 if exactly_once else 0.0)
+    return f"{throughput[0.15]:.1f}/s with the 429s, {throughput[0.0]:.1f}/s without"
 
 
-def unknown(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
+def unknown(tmp: Path, n: int, figures: dict[str, Figure]) -> str:
     with MockServer.spawn(rate_limit="100/s", latency=LATENCY) as server:
         requests = write_requests(tmp / "unknown.jsonl", [
             {"id": f"u{i}", "url": f"{server.url}/todos/{i % 200 + 1}",
@@ -131,9 +132,10 @@ def unknown(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
         stats = server.stats()
     figures["throughput"].values.append(doc["ok"] / doc["wall_time"] / 100.0)
     figures["429s"].values.append(stats["rate_limited"] / n)
+    return f"{doc['ok'] / doc['wall_time']:.1f}/s, {stats['rate_limited']} 429s"
 
 
-def schedule(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
+def schedule(tmp: Path, n: int, figures: dict[str, Figure]) -> str:
     with MockServer.spawn(rate_limit="100/s", latency=LATENCY,
                           limit_schedule=[(10.0, 0.5), (20.0, 1.0)]) as server:
         reset_stats(server.url)  # the schedule's clock starts now
@@ -155,10 +157,12 @@ def schedule(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
     up = next((s for s in range(20, len(ok)) if ok[s] >= 90), len(ok))
     figures["down"].values.append(down + 1 - 10.0)
     figures["up"].values.append(up + 1 - 20.0)
+    return f"done per second: {ok[:32]}"
 
 
-def tokens(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
+def tokens(tmp: Path, n: int, figures: dict[str, Figure]) -> str:
     rpm, tpm, bucket = 3000, 150_000, 1.0
+    said = []
     for given, args in (("budget", ("--tpm", str(tpm))), ("nothing", ())):
         with MockServer.spawn(rpm=rpm, tpm=tpm, bucket=bucket, latency=LATENCY) as server:
             lines, total = [], 0
@@ -178,9 +182,12 @@ def tokens(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
                       (n - max(rpm * bucket / 60, 1)) / (rpm / 60), 0.0) + LATENCY
         figures[f"{given} time"].values.append(doc["wall_time"] / minimum)
         figures[f"{given} 429s"].values.append(stats["rate_limited"] / n)
+        said.append(f"{given}: {doc['wall_time']:.2f}s (minimum {minimum:.2f}s), "
+                    f"{stats['rate_limited']} 429s")
+    return "; ".join(said)
 
 
-def auto(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
+def auto(tmp: Path, n: int, figures: dict[str, Figure]) -> str:
     with MockServer.spawn(capacity=20, latency=LATENCY) as server:
         requests = write_requests(tmp / "auto.jsonl", [
             {"id": f"a{i}", "url": f"{server.url}/todos/{i % 200 + 1}"} for i in range(n)])
@@ -193,6 +200,8 @@ def auto(tmp: Path, n: int, figures: dict[str, Figure]) -> None:
         unloaded = fanout_http(one, tmp, "-c", "1", "--timeout", "30")["latency_ms"]["p50"]
     figures["throughput"].values.append(doc["throughput"] / best)
     figures["latency"].values.append(doc["latency_ms"]["p50"] / unloaded)
+    return (f"auto {doc['throughput']:.0f}/s at p50 {doc['latency_ms']['p50']:.1f} ms, "
+            f"best fixed {best:.0f}/s, unloaded p50 {unloaded:.1f} ms")
 
 
 # ------------------------------------------------------------------ the child client
@@ -243,7 +252,7 @@ def main() -> None:
     scale = 0.5 if args.quick else 1.0
     at_most = lambda bound: lambda v: v <= bound  # noqa: E731
     at_least = lambda bound: lambda v: v >= bound  # noqa: E731
-    plan: list[tuple[str, Callable[[Path, int, dict[str, Figure]], None], int,
+    plan: list[tuple[str, Callable[[Path, int, dict[str, Figure]], str], int,
                      dict[str, Figure]]] = [
         ("throttle", throttle, 2000, {
             "ratio": Figure("throttle", "throughput / same run without 429s", ">= 0.5",
@@ -290,9 +299,9 @@ def main() -> None:
                 n = max(200, int(n * scale))
             for run in range(repeat):
                 t0 = time.perf_counter()
-                scenario(tmp, n, figures)
-                print(f"  {name} run {run + 1}: {time.perf_counter() - t0:.1f}s, {load()}",
-                      flush=True)
+                said = scenario(tmp, n, figures)
+                print(f"  {name} run {run + 1}: {time.perf_counter() - t0:.1f}s, {load()}: "
+                      f"{said}", flush=True)
     print()
     print(f"{'scenario':<9} {'figure':<46} {'median':>9} {'min-max':>13}  {'target':<10}")
     rows: list[dict[str, Any]] = []

@@ -292,11 +292,10 @@ class PaceLaw:
             grown = pace + PROBE * limit * 2.0 ** min(self._above, 10)
             self._above += 1
         achieved = self._achieved(now)
-        loss = limit
         if self.ceiling is not None and grown >= self.ceiling:
             self.pace = None
             self._decide(now, f"grow the pace {_rate(pace)} -> the ceiling {_rate(self.ceiling)}")
-        elif grown > 2.0 * max(achieved, loss):
+        elif grown > 2.0 * max(achieved, limit):
             self.pace = None
             self._decide(now, f"stop pacing at {_rate(pace)}: the run starts only "
                          f"{_rate(achieved)}, the pace no longer binds")

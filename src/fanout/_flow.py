@@ -32,7 +32,7 @@ from fanout._budget import Budget, check_cost, current_ticket, with_tickets
 from fanout._concurrency import AutoLimit
 from fanout._control import PaceLaw, overload_of
 from fanout._errors import CallTimeout, ConfigError
-from fanout._limits import RATE_SAFETY, Pacer
+from fanout._limits import RATE_CATCH_UP, RATE_SAFETY, Pacer
 from fanout._quota import QuotaReport, ServerQuota
 from fanout._retry import retry_after_of
 from fanout.executors._calls import Outcome
@@ -98,7 +98,8 @@ class Flow:
         #: answers that were overload signals
         self.signals = 0
         self._rate = rate
-        self._ceiling = Pacer(rate, safety=RATE_SAFETY) if rate else None
+        self._ceiling = (Pacer(rate, safety=RATE_SAFETY, catch_up=RATE_CATCH_UP)
+                         if rate else None)
         self._law = PaceLaw(rate / RATE_SAFETY if rate else None, max_pause=max_pause)
         self._pacer: Pacer | None = None
         self._budget = Budget(budget) if budget else None

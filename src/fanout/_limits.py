@@ -36,6 +36,9 @@ _RATE_RE = re.compile(
 RATE_SAFETY = 1.03
 #: how late a start may be and keep the pacer's schedule (s)
 _SLACK = 0.005
+#: ``rate``'s pacer makes up at most this share of a step: its starts stay evenly
+#: spaced, no gap under 98% of the limit's
+RATE_CATCH_UP = 0.045
 #: ``budget=``: 0.5% under; a budget is mostly a provider's token bucket, which
 #: absorbs jitter itself
 BUDGET_SAFETY = 1.005
@@ -77,11 +80,13 @@ class Pacer:
     that already started (its real cost turned out ``delta`` more, or less).
     """
 
-    __slots__ = ("_interval", "per_second", "safety", "tat")
+    __slots__ = ("_catch_up", "_interval", "per_second", "safety", "tat")
 
-    def __init__(self, per_second: float, *, safety: float = 1.0) -> None:
+    def __init__(self, per_second: float, *, safety: float = 1.0, catch_up: float = 1.0) -> None:
         self.per_second = per_second
         self.safety = safety
+        #: how much of a step a late start may make up (see ``take``)
+        self._catch_up = catch_up
         self._interval = safety / per_second
         #: the theoretical arrival time: when the next start may go
         self.tat = -math.inf
@@ -98,11 +103,11 @@ class Pacer:
         step = cost * self._interval
         # A start a little late (the event loop woke us a millisecond after the
         # time) keeps the schedule, else every wake-up's delay would slow the pace
-        # down. The slack, at most 5 ms and one step, stays inside the 3% margin of
-        # ``rate``: still no window of a period of 1 s or more over the limit.
+        # down: up to 5 ms, and ``catch_up`` of a step. Either way no window of a
+        # period of 1 s or more sees more than the limit (the 3% margin of ``rate``).
         tat = self.tat
         late = now - tat
-        self.tat = (tat if late <= min(_SLACK, step) else now) + step
+        self.tat = (tat if late <= min(_SLACK, self._catch_up * step) else now) + step
 
     def adjust(self, now: float, delta: float) -> None:
         """A started call cost ``delta`` more (or, negative, less) than was taken.

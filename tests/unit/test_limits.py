@@ -3,7 +3,7 @@ import itertools
 import pytest
 
 from fanout import ConfigError, parse_rate
-from fanout._limits import RATE_SAFETY, Pacer
+from fanout._limits import RATE_CATCH_UP, RATE_SAFETY, Pacer
 
 
 @pytest.mark.parametrize(
@@ -44,10 +44,12 @@ def _paced(pacer: Pacer, n: int, lateness: float = 0.0, cost: float = 1.0) -> li
 
 @pytest.mark.parametrize("rate", [1.0, 5.0, 20.0, 100.0, 400.0, 600 / 60])
 @pytest.mark.parametrize("lateness", [0.0, 0.0007, 0.004])
+@pytest.mark.parametrize("catch_up", [1.0, RATE_CATCH_UP])
 def test_pacer_never_starts_more_than_the_limit_in_any_window_of_its_period(
-    rate: float, lateness: float
+    rate: float, lateness: float, catch_up: float
 ) -> None:
-    starts = _paced(Pacer(rate, safety=RATE_SAFETY), int(rate * 5) + 5, lateness)
+    pacer = Pacer(rate, safety=RATE_SAFETY, catch_up=catch_up)
+    starts = _paced(pacer, int(rate * 5) + 5, lateness)
     assert _max_in_window(starts, 1.0) <= rate
 
 
@@ -57,6 +59,13 @@ def test_pacer_keeps_its_schedule_when_starts_are_a_little_late() -> None:
     assert starts[-1] - starts[0] == pytest.approx(400 * RATE_SAFETY / 400.0, rel=0.01)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) > 0
+
+
+@pytest.mark.parametrize("lateness", [0.0, 0.0001, 0.002, 0.004])
+def test_the_rate_ceiling_stays_evenly_spaced_when_starts_are_late(lateness: float) -> None:
+    starts = _paced(Pacer(20.0, safety=RATE_SAFETY, catch_up=RATE_CATCH_UP), 60, lateness)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.98 / 20
 
 
 def test_pacer_spaces_starts_by_their_cost() -> None:
