@@ -5,13 +5,16 @@ inference server with a queue): past their capacity, more calls at once only
 queue, so each call takes longer and throughput stays flat. The limit follows
 TCP Vegas, as in Netflix's ``VegasLimit``: once per window (about one round trip:
 as many answers as the limit, at least ``MIN_SAMPLES``) it compares the window's
-median latency with the latency without load (the lowest window median seen
-lately), which estimates how many calls are queued::
+mean latency with the latency without load (the lowest window mean seen lately),
+which by Little's law says how many calls are queued::
 
     queued = limit * (1 - rtt_noload / rtt)
 
-Few queued (at most ``log10(limit)``): grow fast (+4 log10(limit)); up to
-2 log10(limit): grow by log10(limit); more than 4 log10(limit): shrink by
+(The mean, not the median: past a server's capacity its latencies are
+bimodal — served at once, or after a whole service time — and the median
+jumps between the two.) Few queued (at most ``log10(limit)``): grow fast
+(+4 log10(limit)); up to 2 log10(limit): grow by log10(limit); more than
+4 log10(limit): shrink by half the excess over 2 log10(limit), at least
 log10(limit). It never grows while the run keeps fewer than half the limit busy
 (the server is not what limits it), and never passes the user's ceiling. A call
 that timed out cuts the limit by 10%, once per window.
@@ -33,7 +36,7 @@ logger = logging.getLogger("fanout.flow")
 INITIAL = 4
 MIN_SAMPLES = 8
 PROBE_INTERVAL = 20.0
-#: how long a window's median counts towards the latency without load
+#: how long a window's mean counts towards the latency without load
 MEMORY = 2.5 * PROBE_INTERVAL
 
 
@@ -73,7 +76,7 @@ class AutoLimit:
             self._set(now, self.limit * 0.9, "a call timed out")
 
     def _update(self, now: float) -> None:
-        rtt = statistics.median(self._samples)
+        rtt = statistics.fmean(self._samples)
         busiest, probing = self._busiest, self._probing
         self._samples = []
         self._busiest = 0
@@ -94,14 +97,14 @@ class AutoLimit:
         queued = limit * (1.0 - noload / rtt) if rtt > 0 else 0.0
         log = max(1.0, math.log10(limit))
         busy = busiest >= limit / 2
-        why = (f"median latency {rtt * 1000:.1f} ms, {noload * 1000:.1f} ms without load: "
+        why = (f"mean latency {rtt * 1000:.1f} ms, {noload * 1000:.1f} ms without load: "
                f"about {queued:.1f} of {limit:.0f} calls queued")
         if queued <= log and busy:
             self._set(now, limit + 4 * log, why)
         elif queued < 2 * log and busy:
             self._set(now, limit + log, why)
         elif queued > 4 * log:
-            self._set(now, limit - log, why)
+            self._set(now, limit - max(log, (queued - 2 * log) / 2), why)
 
     def _set(self, now: float, limit: float, why: str) -> None:
         new = min(float(self.ceiling), max(1.0, limit))

@@ -389,6 +389,10 @@ def _wake(future: asyncio.Future[None]) -> None:
 
 
 def _short(item: Any) -> str:
+    """The item for an error message: plain data shortened, anything else by its type
+    only (its repr could hold secrets, such as a request's headers)."""
+    if not isinstance(item, (str, bytes, int, float, tuple, list, dict)) and item is not None:
+        return f"<{type(item).__name__}>"
     text = repr(item)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -216,3 +216,20 @@ def test_bad_flow_options_exit_2_before_anything_is_sent(
     assert result.exit_code == 2
     assert needle in result.output
     assert not out.exists() or out.read_text() == ""
+
+
+def test_a_failing_token_estimator_names_the_line_and_no_secret(
+    make_mock_server: MakeServer, files: tuple[Path, Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = make_mock_server()
+    req, out, _ = files
+    (tmp_path / "my_estimator.py").write_text(
+        "def count(body, url):\n    return body['no such key']\n")
+    monkeypatch.chdir(tmp_path)
+    write_lines(req, [chat(server.url, 0) | {"headers": {"Authorization": "Bearer sk-secret-1"}}])
+    result = run([str(req), "-o", str(out), "--tpm", "100000",
+                  "--token-estimator", "my_estimator:count"])
+    assert result.exit_code == 2
+    assert "line 1 (id 'c0'): the token estimator raised KeyError" in result.output
+    assert "sk-secret-1" not in result.output

@@ -183,7 +183,11 @@ def request_tokens(estimator: Estimator) -> Callable[[Any], float]:
     def cost(spec: RequestSpec | InvalidLine) -> float:
         if isinstance(spec, InvalidLine):
             return 0.0
-        return estimator(spec.json if spec.has_json else None, spec.url)
+        try:
+            return estimator(spec.json if spec.has_json else None, spec.url)
+        except Exception as exc:
+            raise ValueError(f"line {spec.line} (id {spec.id!r}): the token estimator "
+                             f"raised {type(exc).__name__}: {exc}") from None
 
     return cost
 
