@@ -4,11 +4,13 @@ Map of the package (ARCHITECTURE.md draws the data path):
     _api.py           map, imap (sync, on a private loop thread), amap, aimap, aimap_batches
     _config.py        the keywords of the API, defined and checked once -> RunConfig
     _orchestrator.py  the one scheduler, built from small parts:
-      _input.py         lazy input      _flow.py      the start gate (limits, overload)
+      _input.py         lazy input      _flow.py      flow control: every limit, one controller
+                        (_control.py the law of the pace, _concurrency.py concurrency="auto",
+                         _budget.py budget= and charge(), _quota.py a server's announced limits)
       _deadlines.py     per-call deadlines              _retry.py     retry policy, scheduler
       _reorder.py       ordered output  _batching.py  tiny calls in batches
     executors/        how one call runs: one module per mode, one registry (the mode list)
-    _limits.py        rate parsing, GCRA rate limiter, adaptive concurrency cap
+    _limits.py        rate parsing, the GCRA pacer
     _result.py        Result, Results;  _errors.py: the exception tree
     http/, mock/, bench/  the HTTP runner, the mock API server, the benchmark
     cli/              the ``fanout`` command and its subcommands (the library never imports it)
@@ -17,6 +19,7 @@ Map of the package (ARCHITECTURE.md draws the data path):
 from typing import Any as _Any
 
 from fanout._api import aimap, aimap_batches, amap, imap, map
+from fanout._budget import charge
 from fanout._errors import (
     BatchError,
     CallTimeout,
@@ -52,6 +55,7 @@ __all__ = [
     "aimap",
     "aimap_batches",
     "amap",
+    "charge",
     "imap",
     "last_run",
     "map",

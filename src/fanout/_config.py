@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -42,12 +43,14 @@ class Options(TypedDict, total=False):
 
     mode: str
     executor: Executor | None
-    concurrency: int | None
+    concurrency: int | str | None
     ordered: bool
     timeout: float | None
     retries: int
     retry_on: RetryOn
     rate: str | float | None
+    budget: str | float | None
+    cost: Callable[[Any], float] | None
     progress: bool | None
     progress_interval: float | None
     errors: Errors
@@ -68,7 +71,10 @@ class RunConfig:
 
     #: a registered mode: the one asked for, or the one ``auto`` starts in
     mode: str
+    #: calls at once; under ``auto_concurrency`` the most the limit may reach
     concurrency: int
+    #: ``concurrency="auto"``: a latency-gradient limit finds it, up to ``concurrency``
+    auto_concurrency: bool = False
     #: ``mode="auto"`` with a sync function: measure the first calls, then choose
     auto: bool = False
     #: the concurrency the user gave, if any (``auto`` uses it for the mode it picks)
@@ -81,6 +87,9 @@ class RunConfig:
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate: float | None = None
+    #: cost units per second, and the cost of an item
+    budget: float | None = None
+    cost: Callable[[Any], float] | None = None
     progress: bool | None = None
     #: seconds between plain progress lines (stderr not a terminal)
     progress_interval: float = 10.0
@@ -110,6 +119,10 @@ _PEER_NAMES = {
     "rate_limit": "rate",
     "max_rate": "rate",
     "max_per_second": "rate",
+    "token_budget": "budget",
+    "tokens_per_minute": "budget",
+    "tpm": "budget",
+    "weight": "cost",
     "backend": "mode",
     "prefer": "mode",
     "return_exceptions": "errors",
@@ -142,6 +155,26 @@ def _number(name: str, value: Any, *, positive: bool) -> float:
         bound = "> 0" if positive else ">= 0"
         raise ConfigError(f"{name} must be a number of seconds {bound} (got {name}={value!r})")
     return float(value)
+
+
+_AUTO = re.compile(r"^\s*auto\s*(?::\s*(\d+)\s*)?$", re.IGNORECASE)
+
+
+def _concurrency(value: Any) -> tuple[int | None, bool]:
+    """``(ceiling or None for the mode's default, auto)`` from an int, ``"auto"`` or
+    ``"auto:64"``."""
+    if value is None:
+        return None, False
+    if isinstance(value, str):
+        match = _AUTO.match(value)
+        if match is not None and match.group(1) != "0":
+            return (int(match.group(1)) if match.group(1) else None), True
+    elif not isinstance(value, bool) and isinstance(value, int) and value >= 1:
+        return value, False
+    raise ConfigError(
+        "concurrency must be an int >= 1, 'auto' or 'auto:N' (N the most at once) "
+        f"(got concurrency={value!r})"
+    )
 
 
 def _retry_on(value: Any) -> RetryMatch:
@@ -217,11 +250,10 @@ def configure(
     auto = asked == "auto" and executor is None and mode == "thread"
     cls = type(executor) if executor is not None else executor_class(mode)
 
-    given = concurrency = get("concurrency")
+    concurrency, auto_concurrency = _concurrency(get("concurrency"))
+    given = concurrency
     if concurrency is None:
         concurrency = cls.default_concurrency()
-    elif isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(f"concurrency must be an int >= 1 (got concurrency={concurrency!r})")
     if cls.max_concurrency is not None:
         concurrency = min(concurrency, cls.max_concurrency)
 
@@ -254,9 +286,19 @@ def configure(
     stop = get("stop")
     if stop is not None and not isinstance(stop, asyncio.Event):
         raise ConfigError(f"stop must be an asyncio.Event (got stop={stop!r})")
+    budget = parse_rate(get("budget"), name="budget", unit="cost units")
+    cost = get("cost")
+    if cost is not None and not callable(cost):
+        raise ConfigError(f"cost must be a function cost(item) -> number (got cost={cost!r})")
+    if budget is not None and cost is None:
+        raise ConfigError(
+            f"budget={get('budget')!r} needs cost=fn, the cost of one item in the budget's "
+            "units (for example its estimated tokens); for a limit on calls use rate="
+        )
     return RunConfig(
         mode=mode,
         concurrency=concurrency,
+        auto_concurrency=auto_concurrency,
         auto=auto,
         concurrency_given=given,
         mode_reason=reason,
@@ -265,6 +307,8 @@ def configure(
         timeout=timeout,
         retry=retry,
         rate=parse_rate(get("rate")),
+        budget=budget,
+        cost=cost,
         progress=progress,
         progress_interval=interval,
         errors=errors,

@@ -22,6 +22,9 @@ class _Live(Protocol):
     def concurrency(self) -> int: ...
 
     @property
+    def flow(self) -> dict[str, Any]: ...
+
+    @property
     def total(self) -> int | None: ...
 
 
@@ -33,7 +36,7 @@ class RunInfo:
     """
 
     _COUNTS = ("mode", "mode_reason", "concurrency", "total", "done", "failed", "retried",
-               "stuck")
+               "stuck", "flow")
 
     def __init__(self, api: str, function: str, run: _Live) -> None:
         self.api = api
@@ -93,6 +96,13 @@ class RunInfo:
     def stuck(self) -> int:
         """Calls past their deadline that could not be stopped and still hold a slot."""
         value: int = self._get("stuck")
+        return value
+
+    @property
+    def flow(self) -> dict[str, Any]:
+        """What the flow control is doing, or did: the concurrency and start rate it
+        allows, overload answers, slow-downs, pauses (plain data)."""
+        value: dict[str, Any] = self._get("flow")
         return value
 
     @property

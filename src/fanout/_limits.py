@@ -1,25 +1,22 @@
-"""Start-rate limiting shared by every worker of a run.
+"""Rate specs and the pacer every time-based limit of a run is made of.
 
-The limiter is GCRA with a burst of one (an evenly spaced schedule): a call may
-start only once ``interval`` has passed since the previous start, measured on
-real start times, so no window of length ``limit * interval`` ever holds more
-than ``limit`` starts. A full-size token bucket (aiolimiter's leaky bucket) lets
-a burst of ``limit`` follow a full window, i.e. up to twice the limit in some
-windows; see https://brandur.org/rate-limiting for GCRA.
+``parse_rate("600/min")`` turns a spec into units per second. ``Pacer`` is GCRA
+with a burst of one call, weighted: each start pushes the *theoretical arrival
+time* (``tat``) on by ``cost / per_second``, and the next start may go once
+``tat`` has passed, so starts are evenly spaced by their cost and no window of
+length ``T`` sees more than ``per_second * T`` units start, plus the cost of one
+call. A full-size token bucket (aiolimiter's leaky bucket) lets a burst of a
+whole period follow a quiet one, i.e. up to twice the limit in some windows;
+see https://brandur.org/rate-limiting for GCRA.
 
-``throttle(delay)`` is the back-pressure hook for a remote side that said "slow
-down" (HTTP 429): every worker pauses until ``now + delay`` and the spacing is
-widened, then narrows again as calls succeed (multiplicative decrease, gradual
-recovery).
+Nothing here reads a clock: times are passed in, so the arithmetic is tested
+without waiting.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-import time
-from collections.abc import Awaitable, Callable
 
 from fanout._errors import ConfigError
 
@@ -33,15 +30,24 @@ _RATE_RE = re.compile(
     r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]*\.?[0-9]*)\s*([a-z]+)\s*$"
 )
 
-# Pace 3% under the limit so that network and scheduling jitter between our
-# start and the server's clock (up to 30 ms over a 1 s window) does not put
-# limit+1 requests into one of its windows.
-_SAFETY = 1.03
-_MAX_SLOWDOWN = 64.0
+#: ``rate=``: pace 3% under the limit, so that network and scheduling jitter
+#: between our start and the server's clock (up to 30 ms over a 1 s window)
+#: does not put limit+1 requests into one of its windows
+RATE_SAFETY = 1.03
+#: how late a start may be and keep the pacer's schedule (s)
+_SLACK = 0.005
+#: ``rate``'s pacer makes up at most this share of a step: its starts stay evenly
+#: spaced, no gap under 98% of the limit's
+RATE_CATCH_UP = 0.045
+#: ``budget=``: 0.5% under; a budget is mostly a provider's token bucket, which
+#: absorbs jitter itself
+BUDGET_SAFETY = 1.005
 
 
-def parse_rate(rate: str | float | int | None, *, name: str = "rate") -> float | None:
-    """Calls per second from ``"20/s"``, ``"600/min"``, ``"5/2s"``, ``"1000/h"`` or a number."""
+def parse_rate(
+    rate: str | float | int | None, *, name: str = "rate", unit: str = "calls"
+) -> float | None:
+    """Units per second from ``"20/s"``, ``"600/min"``, ``"5/2s"``, ``"1000/h"`` or a number."""
     if rate is None:
         return None
     if isinstance(rate, bool):
@@ -62,106 +68,50 @@ def parse_rate(rate: str | float | int | None, *, name: str = "rate") -> float |
     else:
         raise ConfigError(f"{name} must be a string like '20/s' or a number (got {name}={rate!r})")
     if not math.isfinite(per_second) or per_second <= 0:
-        raise ConfigError(f"{name} must be > 0 calls per second (got {name}={rate!r})")
+        raise ConfigError(f"{name} must be > 0 {unit} per second (got {name}={rate!r})")
     return per_second
 
 
-class RateLimiter:
-    """Paces call starts; shared by all workers of one run, retries included."""
+class Pacer:
+    """Evenly spaced starts, weighted by cost (GCRA, burst of one call).
 
-    def __init__(
-        self,
-        per_second: float | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._interval = _SAFETY / per_second if per_second else 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._last = -math.inf
-        self._paused_until = -math.inf
-        self._slowdown = 1.0
-        self._lock = asyncio.Lock()
-        #: whether acquire() can ever wait: a rate is set, or a throttle happened
-        self.active = self._interval > 0
+    ``ready_at(cost)`` is the earliest time the next start may go; ``take(now,
+    cost)`` records a start. ``adjust(now, delta)`` corrects the cost of a call
+    that already started (its real cost turned out ``delta`` more, or less).
+    """
 
-    def _next_allowed(self) -> float:
-        spacing = self._interval * self._slowdown
-        return max(self._last + spacing, self._paused_until)
+    __slots__ = ("_catch_up", "_interval", "per_second", "safety", "tat")
 
-    async def acquire(self) -> None:
-        """Wait until one more call may start, and record its start."""
-        async with self._lock:  # FIFO: waiters start in arrival order
-            while True:
-                now = self._clock()
-                at = self._next_allowed()
-                if now >= at:
-                    self._last = now
-                    return
-                await self._sleep(at - now)
+    def __init__(self, per_second: float, *, safety: float = 1.0, catch_up: float = 1.0) -> None:
+        self.per_second = per_second
+        self.safety = safety
+        #: how much of a step a late start may make up (see ``take``)
+        self._catch_up = catch_up
+        self._interval = safety / per_second
+        #: the theoretical arrival time: when the next start may go
+        self.tat = -math.inf
 
-    def throttle(self, delay: float) -> None:
-        """The remote side asked us to slow down: pause every start for ``delay`` s."""
-        self._paused_until = max(self._paused_until, self._clock() + max(delay, 0.0))
-        self.active = True
-        self._slowdown = min(self._slowdown * 2.0, _MAX_SLOWDOWN)
+    def set_rate(self, per_second: float) -> None:
+        """Pace at a new rate from now on; the start already due stays due."""
+        self.per_second = per_second
+        self._interval = self.safety / per_second
 
-    def notify_success(self) -> None:
-        """A call succeeded: recover gradually from an earlier throttle."""
-        if self._slowdown > 1.0:
-            self._slowdown = max(1.0, self._slowdown * 0.98)
+    def ready_at(self) -> float:
+        return self.tat
 
+    def take(self, now: float, cost: float = 1.0) -> None:
+        step = cost * self._interval
+        # A start a little late (the event loop woke us a millisecond after the
+        # time) keeps the schedule, else every wake-up's delay would slow the pace
+        # down: up to 5 ms, and ``catch_up`` of a step. Either way no window of a
+        # period of 1 s or more sees more than the limit (the 3% margin of ``rate``).
+        tat = self.tat
+        late = now - tat
+        self.tat = (tat if late <= min(_SLACK, self._catch_up * step) else now) + step
 
-class AdaptiveCap:
-    """How many calls may run at once: the user's limit, halved on each throttle
-    and grown back by one per ``cap`` successes (AIMD, as TCP does)."""
+    def adjust(self, now: float, delta: float) -> None:
+        """A started call cost ``delta`` more (or, negative, less) than was taken.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._cap = float(limit)
-        self.running = 0
-        self._waiters: list[asyncio.Future[None]] = []
-
-    @property
-    def cap(self) -> int:
-        return max(1, int(self._cap))
-
-    def try_start(self) -> bool:
-        """Start a call at once if the cap allows it (no await on the hot path)."""
-        if self.running < self._cap:
-            self.running += 1
-            return True
-        return False
-
-    async def wait_can_start(self) -> None:
-        while self.running >= self.cap:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
-        self.running += 1
-
-    def notify_finished(self) -> None:
-        self.running -= 1
-        if self._waiters:
-            self._wake()
-
-    def throttle(self) -> None:
-        self._cap = max(1.0, min(self._cap, float(self.running)) / 2.0)
-
-    def notify_success(self) -> None:
-        if self._cap < self.limit:
-            self._cap = min(float(self.limit), self._cap + 1.0 / self._cap)
-            self._wake()
-
-    def _wake(self) -> None:
-        free = self.cap - self.running
-        while free > 0 and self._waiters:
-            fut = self._waiters.pop(0)
-            if not fut.done():
-                fut.set_result(None)
-                free -= 1
+        A refund never moves the schedule before ``now``: unused credit is not banked."""
+        moved = self.tat + delta * self._interval
+        self.tat = moved if delta >= 0 else max(moved, min(self.tat, now))

@@ -33,7 +33,7 @@ from fanout._classify import CPU_BOUND_SHARE, cores, gil_enabled
 from fanout._config import RunConfig
 from fanout._deadlines import Deadlines
 from fanout._errors import CallTimeout, ConfigError, SlotsExhausted
-from fanout._flow import FlowControl, StartGate
+from fanout._flow import Flow
 from fanout._gc import KeptResults, build_many
 from fanout._info import RunInfo, started
 from fanout._input import Input
@@ -42,7 +42,7 @@ from fanout._reorder import Reorder
 from fanout._result import Result
 from fanout._retry import RetryScheduler
 from fanout.executors import Executor, executor_class, new_executor
-from fanout.executors._calls import Outcome, failed
+from fanout.executors._calls import Outcome, failed, is_async_callable
 
 logger = logging.getLogger("fanout")
 
@@ -87,16 +87,22 @@ class Run:
         self._probe: Probe | None = None
         self._process_slots = 0
         if config.auto:
-            # measure the first call, alone, on a thread; then choose (see _auto)
-            self._probe = Probe(fn)
             self._process_slots = (config.concurrency_given
                                    or executor_class("process").default_concurrency())
             slots = max(slots, self._process_slots)
+        self._flow = Flow(
+            concurrency=slots, rate=config.rate, auto=config.auto_concurrency,
+            budget=config.budget, cost=config.cost, max_pause=config.retry.max_retry_after,
+            loop=self._loop)
+        if config.auto:
+            # measure the first call, alone, on a thread; then choose (see _auto)
+            self._probe = Probe(fn)
             executor = new_executor("thread")
-            executor.prepare(self._probe, config.concurrency, config.timeout)
+            executor.prepare(self._for(executor, self._probe), config.concurrency,
+                             config.timeout)
         else:
             executor = executor or config.executor or new_executor(config.mode)
-            executor.prepare(fn, config.concurrency, config.timeout)
+            executor.prepare(self._for(executor, fn), config.concurrency, config.timeout)
         self.executor: Executor = executor
         self._executors = [executor]
         self._first_item: tuple[Any] | tuple[()] = ()
@@ -109,7 +115,6 @@ class Run:
         self._reorder = Reorder(config.ordered)
         self._retries: RetryScheduler[_Job] = RetryScheduler(self._loop, self._wake_workers)
         self._deadlines = Deadlines(self._loop)
-        self._flow: FlowControl = StartGate(slots, config.rate)
         self._window = 0
         self._sizer: BatchSizer | None = None
         self._tune_for(executor, config.concurrency)
@@ -134,31 +139,49 @@ class Run:
         self.info = RunInfo(api, config.description, self)
         started(self.info)
 
+    def _for(self, executor: Executor, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` as ``executor`` is to run it (within the flow controller's ticket when
+        a cost budget needs ``fanout.charge`` from inside calls)."""
+        return self._flow.wrap(fn, is_async=is_async_callable(fn),
+                               runs_here=executor.calls_run_here)
+
     def _tune_for(self, executor: Executor, concurrency: int) -> None:
-        """Batching and the window, for calls running on ``executor``."""
+        """Batching and the window, for calls running on ``executor``: never with a
+        per-call timeout, a rate, a budget or a concurrency found by latency, which
+        all act per call."""
         config = self.config
-        batching = config.timeout is None and not config.rate and executor.max_batch > 1
+        batching = (config.timeout is None and not config.rate and config.budget is None
+                    and not config.auto_concurrency and executor.max_batch > 1)
         max_batch = executor.max_batch if batching else 1
         self._window = max(self._window, max(1024, 8 * concurrency)
                            + min(2 * concurrency * max_batch, 65536))
         self._sizer = BatchSizer(executor.batch_target, max_batch, self._window,
                                  concurrency) if batching else None
 
-    def details(self) -> str:
-        """Live text for the progress display."""
-        if not self.config.auto:
-            return ""
-        return "auto: measuring" if self._probe is not None else f"auto: {self.mode}"
-
     @property
     def concurrency(self) -> int:
-        """Calls allowed at once now (the slots open)."""
-        return self._open
+        """Calls allowed at once now: the slots open, within the flow control's limit."""
+        return min(self._open, self._flow.limit)
+
+    @property
+    def flow(self) -> dict[str, Any]:
+        """The flow controller's numbers now (see ``fanout._flow.Flow.state``)."""
+        return self._flow.state()
 
     @property
     def total(self) -> int | None:
         """How many items the input holds, once known (for the progress bar)."""
         return self._input.total
+
+    def details(self) -> str:
+        """What the run is doing, in a few words (the progress display): the mode
+        auto chose, and what limits the run now: the concurrency, the start rate,
+        waits for the server, overload answers."""
+        flow = self._flow.details()
+        if not self.config.auto:
+            return flow
+        mode = "auto: measuring" if self._probe is not None else f"auto: {self.mode}"
+        return f"{mode} · {flow}" if flow else mode
 
     # ----------------------------------------------------------- the consumer
     async def results(self) -> AsyncGenerator[list[Result[Any]], None]:
@@ -326,8 +349,8 @@ class Run:
                 job = self._job_now() or await self._next_job()
                 if job is None:
                     return
-                if not flow.try_start():
-                    await flow.start()
+                if not flow.try_start(job[1]):
+                    await flow.start(job[1])
                 started = clock()
                 if timeout is not None:
                     await self._run_timed(job, started, timeout, task)
@@ -380,7 +403,8 @@ class Run:
         if reading.share >= CPU_BOUND_SHARE:
             process = new_executor("process")
             try:
-                process.prepare(self._fn, self._process_slots, self.config.timeout)
+                process.prepare(self._for(process, self._fn), self._process_slots,
+                                self.config.timeout)
                 if self._first_item:
                     process.check_item(self._first_item[0])
             except ConfigError as exc:
@@ -408,7 +432,7 @@ class Run:
             executor, concurrency = process, self._process_slots
         else:
             executor, concurrency = new_executor("thread"), self.config.concurrency
-            executor.prepare(self._fn, concurrency, self.config.timeout)
+            executor.prepare(self._for(executor, self._fn), concurrency, self.config.timeout)
         self.executor = executor
         self._executors.append(executor)
         self.mode, self.mode_reason = choice.mode, choice.reason

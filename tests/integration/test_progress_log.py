@@ -35,12 +35,13 @@ if __name__ == "__main__":
 """
 LINE = re.compile(
     r"^fanout work: (\d+)/240 \(\d+%\), [\d,.]+/(s|min|h) recent, "
-    r"ETA (\d+:\d\d:\d\d|-:--:--), (\d+) failed, \d+ retries, elapsed \d+:\d\d:\d\d$"
+    r"ETA (\d+:\d\d:\d\d|-:--:--), (\d+) failed, \d+ retries, 2 at once, "
+    r"elapsed \d+:\d\d:\d\d$"  # "2 at once": what the flow control allows now
 )
 FAILURES = "fanout.map(work): 5 of 240 items failed; the first, item 7: ValueError: 7"
 FINAL = re.compile(
     r"^fanout work: finished 240/240 \(100%\) in \d+:\d\d:\d\d, [\d,.]+/s overall, "
-    r"5 failed, 0 retries$"
+    r"5 failed, 0 retries, 2 at once$"
 )
 
 

@@ -77,4 +77,4 @@ def test_summary_document_counts() -> None:
                    "failures": 1, "invalid": 0, "retries": 3, "errors": {"KeyError": 1},
                    "throughput": 1.0, "wall_time": 2.0, "interrupted": "SIGINT",
                    "exit_code": 1, "mode": None, "mode_reason": None, "concurrency": None,
-                   "stuck": None}
+                   "stuck": None, "flow": None}

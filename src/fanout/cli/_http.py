@@ -43,6 +43,7 @@ from fanout.cli._util import (
     check_output_paths,
     die,
     exit_broken_pipe,
+    load_function,
     open_input,
     refuse_same_file,
     resume_command,
@@ -51,6 +52,7 @@ from fanout.cli._util import (
 )
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._proxy import Proxies, ProxyError
+from fanout.http._ratelimit import Estimator, default_estimator, request_tokens
 from fanout.http._record import (
     BatchRecordMaker,
     RecordMaker,
@@ -122,6 +124,16 @@ def parse_size(text: str | None) -> int | None:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
+def parse_concurrency(ctx: click.Context, param: click.Parameter, value: Any) -> int | str:
+    """``-c``: a number, ``auto`` or ``auto:N`` (a latency-driven limit of at most N)."""
+    text = str(value).strip().lower()
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    if re.fullmatch(r"auto(:[1-9][0-9]*)?", text):
+        return text
+    raise click.BadParameter(f"expected a number >= 1, auto or auto:N (got {value!r})")
+
+
 class _Items:
     """The requests to send, re-read from the (validated) input; knows its length
     so the progress bar has a total."""
@@ -156,8 +168,10 @@ class _Settings:
     ctx: Context
     statuses: frozenset[int]
     max_body: int | None
-    concurrency: int
+    concurrency: int | str
     rate: str | None
+    budget: str | None
+    estimator: Estimator
     timeout: float
     retries: int
     max_retry_after: float
@@ -187,6 +201,7 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
     batches = fanout.aimap_batches(
         client, items, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
         timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable, rate=opts.rate,
+        budget=opts.budget, cost=request_tokens(opts.estimator),
         progress=opts.progress, max_retry_after=opts.max_retry_after, stop=stop.event,
     )
     try:
@@ -200,6 +215,8 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
                         summary.add(result)
             writer.flush()
     finally:
+        if client.flow is not None:
+            summary.flow = client.flow.state()
         await client.aclose()
 
 
@@ -220,11 +237,21 @@ def _spool_stdin() -> str:
 @click.argument("input_path", metavar="INPUT.jsonl")
 @click.option("-o", "--output", default="-", show_default=True, metavar="OUTPUT.jsonl",
               help="Where to write one JSON record per request ('-': standard output).")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=100,
-              show_default=True, help="Requests in flight at once (also the pool size).")
+@click.option("-c", "--concurrency", default="100", callback=parse_concurrency,
+              metavar="N|auto[:N]",
+              show_default=True,
+              help="Requests in flight at once (also the pool size); auto: find it from the "
+                   "latency, up to 100 (auto:N: up to N).")
 @click.option("--rate", default=None, metavar="N/PERIOD",
               help="At most this many request starts per period, retries included, "
                    "e.g. 20/s or 600/min.")
+@click.option("--rpm", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Requests per minute: the same as --rate N/min.")
+@click.option("--tpm", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Tokens per minute: pace the starts by each request's estimated tokens "
+                   "(prompt characters / 4 + max_tokens x n), retries included.")
+@click.option("--token-estimator", default=None, metavar="MODULE:FUNCTION",
+              help="Estimate a request's tokens with FUNCTION(body, url) -> number instead.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
               show_default=True,
               help="Seconds per attempt, in total: connect, send, headers and body.")
@@ -269,8 +296,11 @@ def _spool_stdin() -> str:
 def http_command(
     input_path: str,
     output: str,
-    concurrency: int,
+    concurrency: int | str,
     rate: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    token_estimator: str | None,
     timeout: float,
     retries: int,
     retry_on: str,
@@ -321,6 +351,10 @@ def http_command(
         die("--retry-failed needs --resume")
     if resume and output == "-":
         die("--resume needs an output file (-o OUTPUT.jsonl)")
+    if rpm is not None:
+        if rate is not None:
+            die("--rpm and --rate both set the request rate: give one of them")
+        rate = f"{rpm}/min"
     if rate is not None:
         try:
             from fanout._limits import parse_rate
@@ -328,6 +362,12 @@ def http_command(
             parse_rate(rate, name="--rate")
         except fanout.ConfigError as exc:
             die(str(exc))
+    estimator: Estimator = default_estimator
+    if token_estimator is not None:
+        loaded = load_function(token_estimator)
+        if not callable(loaded):
+            die(f"--token-estimator {token_estimator}: not a function")
+        estimator = loaded
     label = "<stdin>" if input_path == "-" else input_path
     try:
         proxies = Proxies.from_settings(proxy)
@@ -350,6 +390,7 @@ def http_command(
                 opts = _Settings(
                     source=spooled or input_path, label=label, output=output, ctx=ctx,
                     statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
+                    budget=f"{tpm}/min" if tpm is not None else None, estimator=estimator,
                     timeout=timeout, retries=retries, max_retry_after=max_retry_after,
                     unordered=unordered, include_headers=include_headers, resume=resume,
                     retry_failed=retry_failed, skip_invalid=skip_invalid,
@@ -427,7 +468,10 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
     items = _Items(opts.source, opts.ctx, checked, found.done, todo)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
                       kept_failed=len(found.failed))
-    client = HttpClient(concurrency=opts.concurrency,
+    pool = opts.concurrency
+    if isinstance(pool, str):  # auto[:N]: the pool holds the most the limit may reach
+        pool = int(pool.partition(":")[2] or 100)
+    client = HttpClient(concurrency=pool,
                         retry_statuses=opts.statuses, max_body=opts.max_body,
                         include_headers=opts.include_headers, verify_tls=not opts.insecure,
                         proxies=opts.proxies, request_ids=opts.ctx.format == "openai")

@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 import fanout
+from fanout._flow import flow_summary
 from fanout._journal import CorruptJournal, Journal, JournalError, LineWriter, Scan, open_journal
 from fanout._loop import new_event_loop
 from fanout._progress_rate import overall_rate_text
@@ -324,6 +325,9 @@ def _finish(opts: _Settings, tally: Tally, stop: RunStop, wall: float,
               f"{overall_rate_text(tally.done, wall)}")
     if info is not None:
         click.echo(f"mode {info.mode_reason}", err=True)
+        flow = flow_summary(info.flow)
+        if flow:
+            click.echo(f"flow {flow}", err=True)
         if info.stuck:
             click.echo(f"{info.stuck} calls timed out and could not be stopped: they were still "
                        "running at the end", err=True)

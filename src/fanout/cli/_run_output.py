@@ -169,4 +169,5 @@ def summary_document(tally: Tally, *, wall: float, exit_code: int, interrupted: 
         "mode_reason": info.mode_reason if info is not None else None,
         "concurrency": info.concurrency if info is not None else None,
         "stuck": info.stuck if info is not None else None,
+        "flow": info.flow if info is not None else None,
     }

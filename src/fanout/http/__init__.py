@@ -11,6 +11,8 @@ Not a second engine: one async callable per request, plus a reader and a writer.
     _redact.py   which headers are secrets, and scrubbing their values out
     _summary.py  counts, latency percentiles, the end-of-run summary
     _tokens.py   token estimates of LLM requests, as the providers' limiters count them
+    _ratelimit.py  rate-limit headers (OpenAI, Anthropic, IETF) for the run's flow control;
+                 the token cost of a request, usage from its answer
 
 The ``fanout http`` command is ``fanout.cli._http``; the durable output file
 (append, resume, torn-line repair) is ``fanout._journal``.

@@ -22,7 +22,9 @@ from http import HTTPStatus
 import aiohttp
 from yarl import URL
 
+from fanout._flow import Flow
 from fanout.http._proxy import DIRECT, Proxies
+from fanout.http._ratelimit import RateWatch, precise_retry_after
 from fanout.http._spec import InvalidLine, RequestSpec
 
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -160,6 +162,8 @@ class HttpClient:
         self.proxies = proxies or None
         self.request_ids = request_ids
         self._session: aiohttp.ClientSession | None = None
+        #: the flow control of the run sending the requests, once one was sent
+        self.flow: Flow | None = None
         self.__name__ = "http"  # the progress bar's label
 
     def _open(self) -> aiohttp.ClientSession:
@@ -199,6 +203,9 @@ class HttpClient:
         body_json, has_json, data = spec.json, spec.has_json, spec.data
         origin: URL | None = None
         proxies = self.proxies
+        watch = RateWatch.begin()  # None unless the run follows the server's limits
+        if watch is not None:
+            self.flow = watch.flow
         for hop in range(MAX_REDIRECTS + 1):
             proxy = proxies.pick(str(url)) if proxies is not None else DIRECT
             if has_json:
@@ -211,9 +218,14 @@ class HttpClient:
                                           proxy=proxy.url)
             async with request as resp:
                 status = resp.status
+                if watch is not None:
+                    watch.headers(resp.headers)
                 location = resp.headers.get("Location") if status in _REDIRECTS else None
                 if location is None:
-                    return self._judge(resp, await self._response(resp))
+                    response = await self._response(resp)
+                    if watch is not None:
+                        watch.settle(spec, status, response.body)
+                    return self._judge(resp, response)
                 if hop == MAX_REDIRECTS:
                     raise TooManyRedirects(await self._response(resp))
                 current = resp.url
@@ -267,6 +279,7 @@ class HttpClient:
         if 200 <= status < 300:
             return response
         retryable = status in self.retry_statuses
-        retry_after = parse_retry_after(resp.headers.get("Retry-After")) if retryable else None
+        retry_after = (precise_retry_after(resp.headers)
+                       or parse_retry_after(resp.headers.get("Retry-After"))) if retryable else None
         raise HTTPStatusError(response, retryable, retry_after)
 

@@ -1,4 +1,5 @@
-"""The end-of-run summary: counts by status, retries, failures, throughput, latency.
+"""The end-of-run summary: counts by status, retries, failures, throughput, latency,
+tokens, and what the flow control did.
 
 Latencies go into a log-scale histogram (1% wide buckets), so the summary of
 ten million requests takes a few kilobytes, and percentiles are within 1%.
@@ -10,8 +11,10 @@ import math
 from collections import Counter
 from typing import Any
 
+from fanout._flow import flow_summary
 from fanout._progress_rate import overall_rate_text
 from fanout._result import Result
+from fanout.http._ratelimit import api_of, usage_of
 from fanout.http._spec import InvalidLine
 
 _BASE_MS = 0.001
@@ -62,6 +65,11 @@ class Summary:
         self.by_status: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.latency = LatencyHistogram()
+        #: tokens of the answers' ``usage`` (OpenAI prompt/completion, Anthropic
+        #: input/output); None until an LLM answer had one
+        self.tokens: list[int] | None = None
+        #: what the flow control did (``fanout._flow.Flow.state()``), set at the end
+        self.flow: dict[str, Any] | None = None
 
     def add(self, result: Result[Any]) -> None:
         """Count one written record."""
@@ -75,6 +83,12 @@ class Summary:
             self.retries += attempts - 1
         if error is None:
             self.ok += 1
+            if response is not None and (api := api_of(result.item.url)) is not None:
+                used = usage_of(response.body, api)
+                if used is not None:
+                    tokens = self.tokens = self.tokens or [0, 0]
+                    tokens[0] += used[0]
+                    tokens[1] += used[1]
         else:
             self.failed += 1
             self.errors[type(error).__name__] += 1
@@ -105,6 +119,11 @@ class Summary:
                 "p99": _round(lat.percentile(0.99)),
                 "max": _round(lat.max if lat.count else None),
             },
+            "tokens": None if self.tokens is None else {
+                "prompt": self.tokens[0], "completion": self.tokens[1],
+                "total": sum(self.tokens),
+            },
+            "flow": self.flow,
             "wall_time": round(wall, 3),
             "interrupted": interrupted,
             "exit_code": exit_code,
@@ -132,6 +151,13 @@ class Summary:
                 f"  latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, "
                 f"max {lat.max:.1f} ms"
             )
+        if self.tokens is not None:
+            prompt, completion = self.tokens
+            lines.append(f"  tokens  {prompt + completion:,} used ({prompt:,} prompt, "
+                         f"{completion:,} completion)")
+        flow = flow_summary(self.flow)
+        if flow:
+            lines.append(f"  flow    {flow}")
         return "\n".join(lines)
 
 
