@@ -1,0 +1,450 @@
+"""Dask mode: each batch of calls runs as one task on a Dask cluster (``distributed``).
+
+Where the cluster comes from, in this order:
+
+1. ``DaskExecutor(client)`` — a ``distributed.Client`` the caller made (synchronous,
+   or asynchronous on the loop ``amap`` runs on), or ``DaskExecutor("tcp://host:8786")``
+   — a scheduler address (a cluster object such as ``LocalCluster`` works too);
+2. the ``DASK_SCHEDULER_ADDRESS`` environment variable (or Dask's
+   ``scheduler-address`` setting), Dask's own convention;
+3. an embedded ``LocalCluster``: worker processes on this machine, one per core
+   with one thread each, on loopback only, started on first use and closed at exit.
+
+Clients fanout makes itself (2, 3, and addresses) are shared by every executor
+of the process and closed at exit. Every policy stays in the orchestrator: a
+task is submitted with Dask's ``retries=0``, so attempts and backoff are fanout's.
+
+How the pieces meet: a ``Client`` lives on an event loop (its own thread for a
+synchronous client). Each batch is one coroutine run *on the client's loop*,
+where Dask futures can be awaited; when the orchestrator runs on another loop
+(the sync API's private loop, or ``amap`` with a synchronous client), the
+coroutine is handed over with ``asyncio.run_coroutine_threadsafe`` and its
+outcome comes back through ``asyncio.wrap_future`` — cancelling that await
+cancels the coroutine, which cancels the Dask future.
+
+Stops: cancelling a task that waits on the cluster means it never runs, but
+Dask cannot interrupt a Python function already running in a worker thread (no
+Python thread can be stopped): it runs on to its end, its result discarded, and
+fanout cannot tell when it ends, so ``stopped()`` returns None and the call's
+slot is freed at once (the worker's thread stays busy until the function returns).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import atexit
+import collections
+import os
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, cast
+
+try:
+    import cloudpickle
+    import dask
+    import dask.sizeof
+    import distributed
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+    from tornado.platform.asyncio import BaseAsyncIOLoop
+except ImportError as _exc:  # the registry turns this into a one-line ConfigError
+    raise ImportError(
+        f"it needs Dask's distributed scheduler ({_exc}): pip install 'fanout[dask]'"
+    ) from None
+
+from fanout._errors import ConfigError, FanoutError, NotPicklableError, WorkerCrashed
+from fanout.executors._base import Executor
+from fanout.executors._calls import Outcome, SyncRunner, failed
+from fanout.executors._worker import _portable
+
+_T = TypeVar("_T")
+
+#: an item (or a batch) estimated larger than this is scattered to the cluster once
+#: and passed to its task by reference, instead of travelling inside the task
+SCATTER_BYTES = 1 << 20
+#: scattered items kept for retries at most (oldest dropped first)
+_SCATTER_CACHE = 64
+
+
+# ----------------------------------------------------------- the worker side
+_loaded: collections.OrderedDict[str, Callable[..., Any]] = collections.OrderedDict()
+_loaded_lock = threading.Lock()
+
+
+def _function(token: str, fn_bytes: bytes, where: str) -> Callable[..., Any]:
+    """The run's function, unpickled once per worker process (and run)."""
+    with _loaded_lock:
+        fn = _loaded.get(token)
+    if fn is not None:
+        return fn
+    try:
+        fn = cast(Callable[..., Any], cloudpickle.loads(fn_bytes))
+    except Exception as exc:
+        raise ConfigError(
+            f"a Dask worker could not load {where} ({type(exc).__name__}: {exc}): "
+            "its module (and fanout) must be importable on the workers"
+        ) from None
+    with _loaded_lock:
+        _loaded[token] = fn
+        while len(_loaded) > 8:
+            _loaded.popitem(last=False)
+    return fn
+
+
+def run_batch(token: str, fn_bytes: bytes, where: str, items: list[Any]) -> Outcome:
+    """A Dask task: run the function on each item; the outcome as in every mode."""
+    runner = SyncRunner(_function(token, fn_bytes, where))
+    try:
+        values, elapsed, errors = runner.run_batch(items)
+    finally:
+        runner.close()
+    if errors:
+        errors = {i: _portable(exc) for i, exc in errors.items()}
+    return values, elapsed, errors
+
+
+# ----------------------------------------------------------- the clusters
+_shared_lock = threading.Lock()
+_shared: dict[str, distributed.Client] = {}  # address ("" for the embedded cluster)
+_embedded: list[distributed.LocalCluster] = []
+_atexit_registered = False
+
+
+def configured_address() -> str | None:
+    """The scheduler address from ``DASK_SCHEDULER_ADDRESS`` or Dask's settings."""
+    address = os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get(
+        "scheduler-address", None
+    )
+    return str(address) if address else None
+
+
+def shared_client(address: str | None) -> distributed.Client:
+    """The process-wide client for ``address`` (None: the embedded cluster),
+    connected or started on first use and closed at exit."""
+    global _atexit_registered
+    key = address or ""
+    with _shared_lock:
+        client = _shared.get(key)
+        if client is not None and client.status == "running":
+            return client
+        if not _atexit_registered:
+            atexit.register(close_shared)
+            _atexit_registered = True
+        client = _connect(address) if address else _start_embedded()
+        _shared[key] = client
+        return client
+
+
+def _connect(address: str) -> distributed.Client:
+    try:
+        return distributed.Client(address, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise FanoutError(
+            f"cannot connect to the Dask scheduler at {address} ({type(exc).__name__}: "
+            f"{exc}): check the address and that the scheduler is running"
+        ) from None
+
+
+def _start_embedded() -> distributed.Client:
+    # allowed-failures 0: a task lost with a dead worker fails at once
+    # (KilledWorker), and fanout's retry policy alone decides what happens next.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=os.cpu_count() or 2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    _embedded.append(cluster)
+    return distributed.Client(cluster, set_as_default=False)
+
+
+def close_shared() -> None:
+    """Close the clients fanout made and the embedded cluster (run at exit)."""
+    with _shared_lock:
+        clients = list(_shared.values())
+        _shared.clear()
+        clusters = list(_embedded)
+        _embedded.clear()
+    for client in clients:
+        client.close()
+    for cluster in clusters:
+        cluster.close()
+
+
+# ----------------------------------------------------------- the executor
+def _where(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    if code is not None:
+        return f"{name} in {os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+    return str(name)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _concat(parts: list[Outcome]) -> Outcome:
+    values: list[Any] = []
+    elapsed = array.array("d")
+    errors: dict[int, BaseException] = {}
+    for part_values, part_elapsed, part_errors in parts:
+        if part_errors:
+            for i, exc in part_errors.items():
+                errors[len(values) + i] = exc
+        values.extend(part_values)
+        elapsed.extend(part_elapsed)
+    return values, elapsed, errors or None
+
+
+class DaskExecutor(Executor):
+    """Each batch of calls runs as one task on a Dask cluster.
+
+    ``cluster``: a ``distributed.Client``, a scheduler address such as
+    ``"tcp://10.0.0.5:8786"``, or a cluster object (``LocalCluster``,
+    ``KubeCluster``, ``SLURMCluster``...); None: ``DASK_SCHEDULER_ADDRESS``,
+    else an embedded ``LocalCluster`` on this machine.
+
+    A worker that dies fails only the items it held (``fanout.WorkerCrashed``
+    naming the worker), or they are retried as ``retries=`` says. A call past its
+    deadline is cancelled on the cluster; if it had started, Dask cannot stop it:
+    it runs on in its worker thread, its result discarded, and its fanout slot is
+    freed at once (see the module docstring).
+    """
+
+    mode = "dask"
+    stops = "abandon"
+    # A Dask task costs about a millisecond of scheduling: tiny calls travel in
+    # batches lasting tens of milliseconds, so that cost stays a few percent.
+    batch_target = 0.05
+    max_batch = 8192
+    calls_run_here = False
+
+    def __init__(self, cluster: distributed.Client | str | Any = None) -> None:
+        self._given: distributed.Client | None = None
+        self._address: str | None = None
+        if isinstance(cluster, distributed.Client):
+            self._given = cluster
+        elif isinstance(cluster, str):
+            if not cluster.strip():
+                raise ConfigError(
+                    "DaskExecutor needs a scheduler address such as 'tcp://host:8786' "
+                    f"(got {cluster!r})"
+                )
+            self._address = cluster.strip()
+        elif cluster is not None:
+            address = getattr(cluster, "scheduler_address", None)
+            if not isinstance(address, str):
+                raise ConfigError(
+                    "DaskExecutor takes a distributed.Client, a scheduler address such as "
+                    f"'tcp://host:8786', or a Dask cluster object (got {cluster!r})"
+                )
+            self._address = address
+        self._client: distributed.Client | None = None
+        self._client_lock = threading.Lock()
+        self._token = ""
+        self._fn_bytes = b""
+        self._where = ""
+        # run state, touched only on the client's loop
+        self._live: set[distributed.Future[Any]] = set()
+        self._scattered: collections.OrderedDict[
+            int, tuple[Any, distributed.Future[Any]]
+        ] = collections.OrderedDict()
+
+    @classmethod
+    def default_concurrency(cls) -> int:
+        """Twice the worker threads of the embedded cluster (one per core): one task
+        running and one waiting on each thread, so no thread idles between tasks.
+
+        The seam asks the class, not a configured instance: on another cluster,
+        pass ``concurrency=`` about twice its worker threads.
+        """
+        return 2 * (os.cpu_count() or 2)
+
+    def __repr__(self) -> str:
+        if self._given is not None:
+            return f"DaskExecutor({self._given!r})"
+        return f"DaskExecutor({self._address!r})" if self._address else "DaskExecutor()"
+
+    # ------------------------------------------------------------ set-up
+    def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:
+        self._where = _where(fn)
+        try:
+            self._fn_bytes = cloudpickle.dumps(fn)
+        except Exception as exc:
+            raise NotPicklableError(
+                f"dask mode needs a function cloudpickle can send to the workers, but "
+                f"{self._where} is not ({type(exc).__name__}: {exc}): "
+                "define it at module level, or use mode='thread'"
+            ) from None
+        self._token = uuid.uuid4().hex
+        given = self._given
+        if given is not None and given.status not in ("running", "connecting"):
+            raise ConfigError(
+                f"the Dask client {given!r} is {given.status}: pass a connected client "
+                "(an asynchronous one must be awaited first)"
+            )
+
+    def check_item(self, item: Any) -> None:
+        """Raise NotPicklableError before anything runs if ``item`` can't go to a worker."""
+        try:
+            cloudpickle.dumps(item)
+        except Exception as exc:
+            raise NotPicklableError(
+                f"dask mode needs items cloudpickle can send to the workers, but the "
+                f"first item {_short(item)} is not ({type(exc).__name__}: {exc}): "
+                "pass plain data, or use mode='thread'"
+            ) from None
+
+    def _get_client(self) -> distributed.Client:
+        """The client, connecting (or starting the embedded cluster) on first use."""
+        if self._given is not None:
+            return self._given
+        with self._client_lock:
+            client = self._client
+            if client is None or client.status != "running":
+                client = self._client = shared_client(self._address or configured_address())
+            return client
+
+    async def _client_now(self) -> distributed.Client:
+        client = self._given or self._client
+        if client is not None and client.status == "running":
+            return client
+        # connecting or starting a cluster blocks: not on the orchestrator's loop
+        return await asyncio.to_thread(self._get_client)
+
+    async def _on_client_loop(
+        self, client: distributed.Client, coro: Coroutine[Any, Any, _T]
+    ) -> _T:
+        """Run ``coro`` on the client's event loop and wait for it here."""
+        client_loop = _loop_of(client).asyncio_loop
+        if client_loop is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, client_loop))
+
+    # ------------------------------------------------------------ running
+    def submit(self, items: list[Any]) -> Awaitable[Outcome]:
+        return self._submit(items)
+
+    async def _submit(self, items: list[Any]) -> Outcome:
+        client = await self._client_now()
+        return await self._on_client_loop(client, self._run(client, items))
+
+    async def _run(self, client: distributed.Client, items: list[Any]) -> Outcome:
+        """On the client's loop: one task for the batch; on a lost worker, each item alone."""
+        try:
+            return await self._task(client, items)
+        except _Lost as lost:
+            if len(items) == 1:
+                return failed(lost.error)
+        # Find the culprit: every item of the batch in a task of its own.
+        parts = await asyncio.gather(*(self._run(client, [item]) for item in items))
+        return _concat(list(parts))
+
+    async def _task(self, client: distributed.Client, items: list[Any]) -> Outcome:
+        scattered_key = None
+        arg: Any = items
+        if dask.sizeof.sizeof(items) > SCATTER_BYTES:
+            arg, scattered_key = await self._scatter(client, items)
+        try:
+            future = client.submit(
+                run_batch, self._token, self._fn_bytes, self._where, arg,
+                key=f"fanout-{self._token[:8]}-{uuid.uuid4().hex}", pure=False, retries=0,
+            )
+        except Exception as exc:
+            raise _Unsendable(NotPicklableError(
+                f"dask mode needs items cloudpickle can send to the workers, but "
+                f"{_short(items[0])} is not ({type(exc).__name__}: {exc}): pass plain data, "
+                "or use mode='thread'"
+            )) from None
+        self._live.add(future)
+        settled = False  # the task ended on the cluster (not cancelled from here)
+        keep = False  # a scattered item stays for a retry only after the call failed
+        try:
+            outcome: Outcome = await future
+            settled = True
+            keep = bool(outcome[2])
+            return outcome
+        except KilledWorker as exc:
+            settled = True
+            raise _Lost(WorkerCrashed(
+                f"the Dask worker {exc.last_worker.address} running this item died "
+                f"(Dask gave up on it after {exc.allowed_failures + 1} worker deaths); "
+                "the other workers go on"
+            )) from None
+        except FutureCancelledError as exc:
+            settled = True
+            raise _Lost(WorkerCrashed(
+                f"the cluster cancelled this item's Dask task (reason: {exc.reason}): "
+                "a worker holding its data died, or the cluster restarted"
+            )) from None
+        except (ConfigError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            settled = True
+            raise FanoutError(
+                f"a Dask worker could not run fanout's task for {self._where} "
+                f"({type(exc).__name__}: {exc}): fanout and the function's module must "
+                "be installed on the workers, and the items must unpickle there"
+            ) from None
+        finally:
+            self._live.discard(future)
+            if not settled:  # cancelled here (a deadline, a stop): cancel it on the cluster
+                _loop_of(client).add_callback(client.cancel, [future], reason="fanout cancelled")
+            if scattered_key is not None and not keep:
+                self._scattered.pop(scattered_key, None)
+
+    async def _scatter(
+        self, client: distributed.Client, items: list[Any]
+    ) -> tuple[Any, int | None]:
+        """Send a large item (or batch) to the cluster once: a retry of a single
+        item reuses the copy already there."""
+        if len(items) > 1:
+            [future] = await client.scatter([items], hash=False)
+            return future, None
+        key = id(items[0])
+        cached = self._scattered.get(key)
+        if cached is not None and cached[0] is items[0] and cached[1].status == "finished":
+            self._scattered.move_to_end(key)
+            return [cached[1]], key
+        [future] = await client.scatter([items[0]], hash=False)
+        self._scattered[key] = (items[0], future)
+        while len(self._scattered) > _SCATTER_CACHE:
+            self._scattered.popitem(last=False)
+        return [future], key
+
+    async def aclose(self, cancel: bool = False) -> None:
+        client = self._given or self._client
+        if client is None or client.status != "running":
+            return
+        await self._on_client_loop(client, self._end_run(client, cancel))
+
+    async def _end_run(self, client: distributed.Client, cancel: bool) -> None:
+        live = list(self._live)
+        self._live.clear()
+        self._scattered.clear()
+        if cancel and live:
+            await client.cancel(live, reason="fanout run cancelled")
+
+
+def _loop_of(client: distributed.Client) -> BaseAsyncIOLoop:
+    """The tornado loop a client runs on (an asyncio loop underneath)."""
+    loop = client.loop
+    assert isinstance(loop, BaseAsyncIOLoop), loop
+    return loop
+
+
+class _Lost(Exception):
+    """A batch's task was lost with its worker; ``error`` is what an item records."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Unsendable(_Lost):
+    """A batch could not be pickled for the cluster."""
