@@ -156,7 +156,9 @@ def _start_embedded() -> distributed.Client:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            # the scheduler serves HTTP (health, metrics, the dashboard when bokeh is
+            # installed) in any case: on loopback, on a free port (client.dashboard_link)
+            dashboard_address="127.0.0.1:0",
         )
     _embedded.append(cluster)
     return distributed.Client(cluster, set_as_default=False)
@@ -372,10 +374,11 @@ class DaskExecutor(Executor):
             return outcome
         except KilledWorker as exc:
             settled = True
+            deaths = exc.allowed_failures + 1
+            times = f", the {deaths}th worker to die running it" if deaths > 1 else ""
             raise _Lost(WorkerCrashed(
-                f"the Dask worker {exc.last_worker.address} running this item died "
-                f"(Dask gave up on it after {exc.allowed_failures + 1} worker deaths); "
-                "the other workers go on"
+                f"the Dask worker {exc.last_worker.address} holding this item died{times}; "
+                "the batch goes on on the other workers"
             )) from None
         except FutureCancelledError as exc:
             settled = True
