@@ -38,6 +38,15 @@ def wait_for_file(item: tuple[int, str]) -> int:
     return index
 
 
+def quick_or_blocked(item: tuple[int, str, str]) -> int:
+    """``(i, release, done_dir)``: with a ``release`` path, wait for that file (at most
+    30 s); then write ``done_dir/i``."""
+    index, release, done_dir = item
+    wait_for_file((index, release))
+    Path(done_dir, str(index)).write_text("done")
+    return index
+
+
 def scattered_keys_seen(item: tuple[bytes, str]) -> tuple[list[str], list[str]]:
     """Fail on the first attempt, succeed on the second: the keys of scattered data
     held by the worker that ran each attempt (the first written to ``marker``)."""
@@ -58,3 +67,4 @@ def fanout_tasks(dask_scheduler: distributed.Scheduler) -> int:
 
 def worker_pid() -> int:
     return os.getpid()
+

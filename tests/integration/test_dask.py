@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import dask
 import distributed
@@ -191,30 +189,6 @@ def test_a_large_item_is_scattered_once_and_reused_by_its_retry(
     assert first == second  # the retry used the same copy on the cluster
     # released once the item succeeded
     wait_until(lambda: not any(set(first) & set(keys) for keys in client.has_what().values()))
-
-
-def test_a_killed_worker_fails_only_its_items_and_the_batch_goes_on(
-    client: distributed.Client,
-) -> None:
-    pids = client.run(os.getpid)
-    items = [(i, 1.0) for i in range(8)]
-    results: list[fanout.Result[Any]] = []
-    killed = ""
-    for result in fanout.imap(sleep_then_echo, items, executor=fanout.DaskExecutor(client),
-                              concurrency=4, ordered=False):
-        results.append(result)
-        if not killed:
-            busy = {w: keys for w, keys in client.processing().items() if keys}
-            killed = sorted(busy)[0]
-            os.kill(pids[killed], signal.SIGKILL)
-    assert sorted(r.index for r in results) == list(range(8))
-    crashed = [r for r in results if not r.ok]
-    assert crashed, "the killed worker was running an item"
-    for r in crashed:
-        assert isinstance(r.error, fanout.WorkerCrashed)
-        assert killed in str(r.error)
-    assert all(r.value == r.index for r in results if r.ok)
-    wait_until(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == 2)
 
 
 def test_without_the_extra_mode_dask_is_a_one_line_error_naming_the_install() -> None:

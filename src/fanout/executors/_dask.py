@@ -365,42 +365,46 @@ class DaskExecutor(Executor):
                 "or use mode='thread'"
             )) from None
         self._live.add(future)
-        settled = False  # the task ended on the cluster (not cancelled from here)
         keep = False  # a scattered item stays for a retry only after the call failed
         try:
-            outcome: Outcome = await future
-            settled = True
-            keep = bool(outcome[2])
-            return outcome
-        except KilledWorker as exc:
-            settled = True
-            deaths = exc.allowed_failures + 1
-            times = f", the {deaths}th worker to die running it" if deaths > 1 else ""
-            raise _Lost(WorkerCrashed(
-                f"the Dask worker {exc.last_worker.address} holding this item died{times}; "
-                "the batch goes on on the other workers"
-            )) from None
-        except FutureCancelledError as exc:
-            settled = True
-            raise _Lost(WorkerCrashed(
-                f"the cluster cancelled this item's Dask task (reason: {exc.reason}): "
-                "a worker holding its data died, or the cluster restarted"
-            )) from None
-        except (ConfigError, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            settled = True
-            raise FanoutError(
-                f"a Dask worker could not run fanout's task for {self._where} "
-                f"({type(exc).__name__}: {exc}): fanout and the function's module must "
-                "be installed on the workers, and the items must unpickle there"
-            ) from None
+            # Never ``await future``: a failed future raises its stored exception with
+            # this frame in its traceback, and that frame holds the future, which then
+            # never releases its task on the scheduler.
+            got = await client.gather([future], errors="skip")
+            if got:
+                outcome: Outcome = got[0]
+                keep = bool(outcome[2])
+                return outcome
+            error = await future.exception()
         finally:
             self._live.discard(future)
-            if not settled:  # cancelled here (a deadline, a stop): cancel it on the cluster
+            if not future.done():  # cancelled here (a deadline, a stop): and on the cluster
                 _loop_of(client).add_callback(client.cancel, [future], reason="fanout cancelled")
             if scattered_key is not None and not keep:
                 self._scattered.pop(scattered_key, None)
+        raise self._task_error(error)
+
+    def _task_error(self, error: BaseException) -> Exception:
+        """What a task that failed on the cluster (not in the user's code) means."""
+        if isinstance(error, KilledWorker):
+            deaths = error.allowed_failures + 1
+            times = f", the {deaths}th worker to die running it" if deaths > 1 else ""
+            return _Lost(WorkerCrashed(
+                f"the Dask worker {error.last_worker.address} holding this item died{times}; "
+                "the batch goes on on the other workers"
+            ))
+        if isinstance(error, FutureCancelledError):
+            return _Lost(WorkerCrashed(
+                f"the cluster cancelled this item's Dask task (reason: {error.reason}): "
+                "a worker holding its data died, or the cluster restarted"
+            ))
+        if isinstance(error, ConfigError):  # raised by run_batch: the function won't load
+            return ConfigError(str(error))
+        return FanoutError(
+            f"a Dask worker could not run fanout's task for {self._where} "
+            f"({type(error).__name__}: {error}): fanout and the function's module must "
+            "be installed on the workers, and the items must unpickle there"
+        )
 
     async def _scatter(
         self, client: distributed.Client, items: list[Any]
