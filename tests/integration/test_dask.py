@@ -191,6 +191,16 @@ def test_a_large_item_is_scattered_once_and_reused_by_its_retry(
     wait_until(lambda: not any(set(first) & set(keys) for keys in client.has_what().values()))
 
 
+def test_a_function_closing_over_large_data_is_sent_once(
+    client: distributed.Client,
+) -> None:
+    table = b"x" * (12 << 20)  # inline in every task it would warn "Sending large graph"
+    results = fanout.map(lambda x: len(table) + x, range(300),
+                         executor=fanout.DaskExecutor(client), concurrency=4)
+    assert results.values() == [len(table) + x for x in range(300)]
+    wait_until(lambda: not any(client.has_what().values()))  # released after the run
+
+
 def test_without_the_extra_mode_dask_is_a_one_line_error_naming_the_install() -> None:
     code = textwrap.dedent("""
         import sys

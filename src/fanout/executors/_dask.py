@@ -251,6 +251,8 @@ class DaskExecutor(Executor):
         self._client_lock = threading.Lock()
         self._token = ""
         self._fn_bytes = b""
+        #: a large function (a closure over big data) is scattered once per run
+        self._fn_scattered: asyncio.Future[list[distributed.Future[Any]]] | None = None
         self._where = ""
         # run state, touched only on the client's loop
         self._live: set[distributed.Future[Any]] = set()
@@ -285,6 +287,7 @@ class DaskExecutor(Executor):
                 "define it at module level, or use mode='thread'"
             ) from None
         self._token = uuid.uuid4().hex
+        self._fn_scattered = None
         given = self._given
         if given is not None and given.status not in ("running", "connecting"):
             raise ConfigError(
@@ -355,14 +358,15 @@ class DaskExecutor(Executor):
             arg, scattered_key = await self._scatter(client, items)
         try:
             future = client.submit(
-                run_batch, self._token, self._fn_bytes, self._where, arg,
+                run_batch, self._token, await self._function_arg(client), self._where, arg,
                 key=f"fanout-{self._token[:8]}-{uuid.uuid4().hex}", pure=False, retries=0,
             )
         except Exception as exc:
+            reason = str(exc).strip().partition("\n")[0]
             raise _Unsendable(NotPicklableError(
                 f"dask mode needs items cloudpickle can send to the workers, but "
-                f"{_short(items[0])} is not ({type(exc).__name__}: {exc}): pass plain data, "
-                "or use mode='thread'"
+                f"{_short(items[0])} is not ({type(exc).__name__}: {reason}): pass plain "
+                "data, or use mode='thread'"
             )) from None
         self._live.add(future)
         keep = False  # a scattered item stays for a retry only after the call failed
@@ -406,6 +410,18 @@ class DaskExecutor(Executor):
             "be installed on the workers, and the items must unpickle there"
         )
 
+    async def _function_arg(self, client: distributed.Client) -> Any:
+        """The pickled function, or a reference to it on every worker when it is large
+        (a closure over big data), sent once for the run."""
+        if len(self._fn_bytes) <= SCATTER_BYTES:
+            return self._fn_bytes
+        if self._fn_scattered is None:
+            self._fn_scattered = asyncio.ensure_future(
+                client.scatter([self._fn_bytes], broadcast=True, hash=False)
+            )
+        [future] = await asyncio.shield(self._fn_scattered)
+        return future
+
     async def _scatter(
         self, client: distributed.Client, items: list[Any]
     ) -> tuple[Any, int | None]:
@@ -435,6 +451,7 @@ class DaskExecutor(Executor):
         live = list(self._live)
         self._live.clear()
         self._scattered.clear()
+        self._fn_scattered = None
         if cancel and live:
             await client.cancel(live, reason="fanout run cancelled")
 
