@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from dask_jobs import (
     fail_on_multiples_of_three,
     fanout_tasks,
+    lock_for_two,
     scattered_keys_seen,
     sleep_then_echo,
     square,
@@ -199,6 +201,19 @@ def test_a_function_closing_over_large_data_is_sent_once(
                          executor=fanout.DaskExecutor(client), concurrency=4)
     assert results.values() == [len(table) + x for x in range(300)]
     wait_until(lambda: not any(client.has_what().values()))  # released after the run
+
+
+def test_an_item_or_a_value_that_cannot_travel_fails_alone(client: distributed.Client) -> None:
+    executor = fanout.DaskExecutor(client)
+    results = fanout.map(square, [1, 2, threading.Lock(), 4], executor=executor)
+    assert [r.value for r in results] == [1, 4, None, 16]
+    assert isinstance(results[2].error, fanout.NotPicklableError)
+    assert "cannot pickle '_thread.lock' object" in str(results[2].error)
+
+    results = fanout.map(lock_for_two, [1, 2, 3], executor=executor)
+    assert [r.value for r in results] == [1, None, 3]
+    assert isinstance(results[1].error, fanout.RemoteError)
+    assert "cannot be sent back from the Dask worker" in str(results[1].error)
 
 
 def test_without_the_extra_mode_dask_is_a_one_line_error_naming_the_install() -> None:

@@ -38,7 +38,7 @@ import collections
 import os
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar, cast
 
 try:
@@ -54,7 +54,13 @@ except ImportError as _exc:  # the registry turns this into a one-line ConfigErr
         f"it needs Dask's distributed scheduler ({_exc}): pip install 'fanout[dask]'"
     ) from None
 
-from fanout._errors import ConfigError, FanoutError, NotPicklableError, WorkerCrashed
+from fanout._errors import (
+    ConfigError,
+    FanoutError,
+    NotPicklableError,
+    RemoteError,
+    WorkerCrashed,
+)
 from fanout.executors._base import Executor
 from fanout.executors._calls import Outcome, SyncRunner, failed
 from fanout.executors._worker import _portable
@@ -102,7 +108,37 @@ def run_batch(token: str, fn_bytes: bytes, where: str, items: list[Any]) -> Outc
         runner.close()
     if errors:
         errors = {i: _portable(exc) for i, exc in errors.items()}
+    return _sendable(values, elapsed, errors)
+
+
+def _sendable(
+    values: list[Any], elapsed: Sequence[float], errors: dict[int, BaseException] | None
+) -> Outcome:
+    """The outcome with each return value that cannot be pickled back recorded as a
+    failure (Dask would drop the worker's connection trying to send it)."""
+    try:
+        cloudpickle.dumps(values, buffer_callback=_no_copy)  # large buffers: not copied
+        return values, elapsed, errors
+    except Exception:
+        pass
+    errors = dict(errors or {})
+    for i, value in enumerate(values):
+        if i in errors:
+            continue
+        try:
+            cloudpickle.dumps(value, buffer_callback=_no_copy)
+        except Exception as exc:
+            errors[i] = RemoteError(
+                "PicklingError",
+                f"the return value of type {type(value).__qualname__} cannot be sent back "
+                f"from the Dask worker ({exc}); return plain data, or use mode='thread'",
+            )
+            values[i] = None
     return values, elapsed, errors
+
+
+def _no_copy(buffer: Any) -> None:
+    """A pickle ``buffer_callback`` that keeps large buffers out of band (uncopied)."""
 
 
 # ----------------------------------------------------------- the clusters
@@ -362,10 +398,13 @@ class DaskExecutor(Executor):
                 key=f"fanout-{self._token[:8]}-{uuid.uuid4().hex}", pure=False, retries=0,
             )
         except Exception as exc:
-            reason = str(exc).strip().partition("\n")[0]
+            root: BaseException = exc
+            while (inner := root.__cause__ or root.__context__) is not None:
+                root = inner  # the pickling error underneath Dask's
+            reason = f"{type(root).__name__}: {str(root).strip().partition(chr(10))[0]}"
             raise _Unsendable(NotPicklableError(
                 f"dask mode needs items cloudpickle can send to the workers, but "
-                f"{_short(items[0])} is not ({type(exc).__name__}: {reason}): pass plain "
+                f"{_short(items[0])} is not ({reason}): pass plain "
                 "data, or use mode='thread'"
             )) from None
         self._live.add(future)
