@@ -16,6 +16,8 @@ from pathlib import Path
 
 import dask
 import distributed
+import nbclient
+import nbformat
 import pytest
 from dask_jobs import (
     fail_on_multiples_of_three,
@@ -113,6 +115,27 @@ def test_lambdas_and_closures_travel_with_cloudpickle(client: distributed.Client
     offset = 10
     results = fanout.map(lambda x: x + offset, range(5), executor=fanout.DaskExecutor(client))
     assert results.values() == [10, 11, 12, 13, 14]
+
+
+NOTEBOOK_CELLS = [
+    "import fanout",
+    "def triple(x):\n    return 3 * x",
+    "ex = fanout.DaskExecutor({address!r})\n"
+    "print(fanout.map(triple, range(5), executor=ex).values(),"
+    " fanout.map(lambda x: -x, [1, 2], executor=ex).values())",
+]
+
+
+def test_functions_defined_in_a_notebook_run_on_the_workers(
+    cluster: distributed.LocalCluster,
+) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(cell.format(address=cluster.scheduler_address))
+        for cell in NOTEBOOK_CELLS
+    ])
+    nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    outputs = notebook.cells[-1].outputs
+    assert [o.get("text") for o in outputs] == ["[0, 3, 6, 9, 12] [-1, -2]\n"]
 
 
 def test_tiny_calls_travel_many_to_a_task(client: distributed.Client) -> None:
