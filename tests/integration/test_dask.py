@@ -201,6 +201,23 @@ def test_an_asynchronous_client_runs_amap_on_its_own_loop(
     assert own == other == [x * x for x in range(50)]
 
 
+def test_an_asynchronous_client_blocked_in_sync_map_is_a_clear_error(
+    cluster: distributed.LocalCluster,
+) -> None:
+    async def main() -> str:
+        async with distributed.Client(cluster.scheduler_address, asynchronous=True,
+                                      set_as_default=False) as aclient:
+            try:  # the sync API inside a coroutine: the client's loop waits for map
+                fanout.map(square, [1], executor=fanout.DaskExecutor(aclient))
+            except fanout.ConfigError as exc:
+                return str(exc)
+            return "no error"
+
+    message = asyncio.run(main())
+    assert "did not answer within 5s" in message
+    assert "with fanout.map/imap use a synchronous Client" in message
+
+
 def test_a_large_item_is_scattered_once_and_reused_by_its_retry(
     client: distributed.Client, tmp_path: Path,
 ) -> None:

@@ -70,6 +70,8 @@ _T = TypeVar("_T")
 #: an item (or a batch) estimated larger than this is scattered to the cluster once
 #: and passed to its task by reference, instead of travelling inside the task
 SCATTER_BYTES = 1 << 20
+#: seconds the client's event loop gets to answer before a run gives up on it
+LOOP_ANSWER_SECONDS = 5.0
 #: scattered items kept for retries at most (oldest dropped first)
 _SCATTER_CACHE = 64
 
@@ -290,6 +292,8 @@ class DaskExecutor(Executor):
         #: a large function (a closure over big data) is scattered once per run
         self._fn_scattered: asyncio.Future[list[distributed.Future[Any]]] | None = None
         self._where = ""
+        #: the client's loop answered this run (see _check_loop)
+        self._answering = False
         # run state, touched only on the client's loop
         self._live: set[distributed.Future[Any]] = set()
         self._scattered: collections.OrderedDict[
@@ -324,6 +328,7 @@ class DaskExecutor(Executor):
             ) from None
         self._token = uuid.uuid4().hex
         self._fn_scattered = None
+        self._answering = False
         given = self._given
         if given is not None and given.status not in ("running", "connecting"):
             raise ConfigError(
@@ -354,10 +359,29 @@ class DaskExecutor(Executor):
 
     async def _client_now(self) -> distributed.Client:
         client = self._given or self._client
-        if client is not None and client.status == "running":
-            return client
-        # connecting or starting a cluster blocks: not on the orchestrator's loop
-        return await asyncio.to_thread(self._get_client)
+        if client is None or client.status != "running":
+            # connecting or starting a cluster blocks: not on the orchestrator's loop
+            client = await asyncio.to_thread(self._get_client)
+        if not self._answering:
+            await self._check_loop(client)
+            self._answering = True
+        return client
+
+    async def _check_loop(self, client: distributed.Client) -> None:
+        """Fail clearly, rather than hang, when the client's event loop is not being
+        run: an asynchronous client whose loop is blocked in ``fanout.map``."""
+        client_loop = _loop_of(client).asyncio_loop
+        if client_loop is asyncio.get_running_loop():
+            return
+        answer = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), client_loop)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(answer), LOOP_ANSWER_SECONDS)
+        except TimeoutError:
+            raise ConfigError(
+                f"the event loop of the Dask client {client!r} did not answer within "
+                f"{LOOP_ANSWER_SECONDS:g}s: an asynchronous client serves fanout.amap/aimap "
+                "on its own loop; with fanout.map/imap use a synchronous Client"
+            ) from None
 
     async def _on_client_loop(
         self, client: distributed.Client, coro: Coroutine[Any, Any, _T]
@@ -482,8 +506,8 @@ class DaskExecutor(Executor):
 
     async def aclose(self, cancel: bool = False) -> None:
         client = self._given or self._client
-        if client is None or client.status != "running":
-            return
+        if client is None or client.status != "running" or not self._answering:
+            return  # nothing was submitted in this run
         await self._on_client_loop(client, self._end_run(client, cancel))
 
     async def _end_run(self, client: distributed.Client, cancel: bool) -> None:
