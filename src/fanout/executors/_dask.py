@@ -41,19 +41,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar, cast
 
-try:
-    import cloudpickle
-    import dask
-    import dask.sizeof
-    import distributed
-    from distributed import KilledWorker
-    from distributed.client import FutureCancelledError
-    from tornado.platform.asyncio import BaseAsyncIOLoop
-except ImportError as _exc:  # the registry turns this into a one-line ConfigError
-    raise ImportError(
-        f"it needs Dask's distributed scheduler ({_exc}): pip install 'fanout[dask]'"
-    ) from None
-
 from fanout._errors import (
     ConfigError,
     FanoutError,
@@ -64,6 +51,22 @@ from fanout._errors import (
 from fanout.executors._base import Executor
 from fanout.executors._calls import Outcome, SyncRunner, failed
 from fanout.executors._worker import _portable
+
+# Without the extra this module still imports, so that ``fanout.DaskExecutor`` exists
+# (``from fanout import *`` takes every registered executor class); using it is the
+# one-line error the registry gives for a missing backend (see DaskExecutor.__init__).
+try:
+    import cloudpickle
+    import dask
+    import dask.sizeof
+    import distributed
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+    from tornado.platform.asyncio import BaseAsyncIOLoop
+except ImportError as _exc:
+    _MISSING = f"it needs Dask's distributed scheduler ({_exc}): pip install 'fanout[dask]'"
+else:
+    _MISSING = ""
 
 _T = TypeVar("_T")
 
@@ -266,6 +269,8 @@ class DaskExecutor(Executor):
     calls_run_here = False
 
     def __init__(self, cluster: distributed.Client | str | Any = None) -> None:
+        if _MISSING:
+            raise ConfigError(f"mode 'dask' is not available: {_MISSING}")
         self._given: distributed.Client | None = None
         self._address: str | None = None
         if isinstance(cluster, distributed.Client):
