@@ -76,13 +76,16 @@ def calibrate() -> int:
         n *= 4
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
+def timed(contenders: list[Callable[[], Any]], repeat: int) -> list[float]:
+    """The median time of each contender; they take turns, so that a change in the
+    machine's load during the run falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in contenders]
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, spent in zip(contenders, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 # ----------------------------------------------------------- the contenders
@@ -174,9 +177,11 @@ def main() -> None:
 
         items = list(range(n_trivial))
         print(f"## {n_trivial:,} trivial tasks", file=sys.stderr)
-        t_fanout = timed(lambda: with_fanout(client, trivial, items), repeat)
-        t_ac = timed(lambda: with_as_completed(client, trivial, items), repeat)
-        t_gather = timed(lambda: with_gather(client, trivial, items), repeat)
+        t_fanout, t_ac, t_gather = timed([
+            lambda: with_fanout(client, trivial, items),
+            lambda: with_as_completed(client, trivial, items),
+            lambda: with_gather(client, trivial, items),
+        ], repeat)
         rows = [
             (f"{n_trivial:,} trivial tasks", "fanout.map", t_fanout, None, ""),
             ("", "client.map + as_completed", t_ac, t_ac / t_fanout, ">= 1.0"),
@@ -186,9 +191,11 @@ def main() -> None:
         loops = calibrate()
         cpu_items = [loops] * n_cpu
         print(f"## {n_cpu} CPU tasks of ~{CPU_SECONDS * 1000:g} ms", file=sys.stderr)
-        t_seq = timed(lambda: [cpu_task(n) for n in cpu_items], 1)
-        t_fanout = timed(lambda: with_fanout(client, cpu_task, cpu_items), repeat)
-        t_gather = timed(lambda: with_gather(client, cpu_task, cpu_items), repeat)
+        [t_seq] = timed([lambda: [cpu_task(n) for n in cpu_items]], 1)
+        t_fanout, t_gather = timed([
+            lambda: with_fanout(client, cpu_task, cpu_items),
+            lambda: with_gather(client, cpu_task, cpu_items),
+        ], repeat)
         rows += [
             (f"{n_cpu} CPU tasks ~{CPU_SECONDS * 1000:g} ms", "fanout.map", t_fanout, None, ""),
             ("", "sequential loop", t_seq, t_seq / t_fanout, ">= 1.6 (max 2.0)"),
