@@ -262,9 +262,10 @@ class DaskExecutor(Executor):
 
     mode = "dask"
     stops = "abandon"
-    # A Dask task costs about a millisecond of scheduling: tiny calls travel in
-    # batches lasting tens of milliseconds, so that cost stays a few percent.
-    batch_target = 0.05
+    # A Dask task costs about a millisecond of scheduler time, and a round trip of
+    # 20 ms or more (the client sends every 10 ms, the scheduler every 2-5 ms): short
+    # calls travel in batches of about 100 ms, the task size Dask's guide recommends.
+    batch_target = 0.1
     max_batch = 8192
     calls_run_here = False
 
