@@ -166,6 +166,7 @@ def main() -> None:
     n_imap = 200_000 if args.quick else 1_000_000
     n_map_memory = 20_000 if args.quick else 100_000
 
+    loops = calibrate()  # before the cluster exists: on idle cores
     # as fanout's embedded cluster is, with two workers
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = distributed.LocalCluster(
@@ -193,7 +194,6 @@ def main() -> None:
             ("", "client.map + gather", t_gather, t_gather / t_fanout, ">= 1.0"),
         ]
 
-        loops = calibrate()
         cpu_items = [loops] * n_cpu
         print(f"## {n_cpu} CPU tasks of ~{CPU_SECONDS * 1000:g} ms", file=sys.stderr)
         [t_seq] = timed([lambda: [cpu_task(n) for n in cpu_items]], 1)
@@ -220,7 +220,7 @@ def main() -> None:
         print(f"| client.map over a list (submitted only, then cancelled) | "
               f"{n_map_memory:,} | {mem_map['peak_mb']:.0f} MB | |")
     finally:
-        client.close()
+        client.close(timeout=600)  # the scheduler may still be forgetting client.map's tasks
         cluster.close()
 
 
