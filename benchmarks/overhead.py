@@ -12,12 +12,19 @@ Sections (issue 2, item 6):
 2. 2,000 calls of a 50 ms sleep at concurrency 100, against the theoretical
    minimum (2000 / 100 * 0.05 s = 1.0 s);
 3. peak RSS of ``fanout.imap`` over a 10,000,000-item generator against
-   ``ThreadPoolExecutor.map`` over 2,000,000 items, each in a fresh subprocess.
+   ``ThreadPoolExecutor.map`` over 2,000,000 items, each in a fresh subprocess;
+4. process mode on small CPU work, each program a fresh subprocess: 8 calls of
+   ~15 ms CPU at concurrency 2, repeated 5 times in one program (median),
+   against the sequential loop and joblib's warm workers; and the first call of
+   a program against a fresh ``ProcessPoolExecutor(2)``.
 
 Every cell has a fixed size (never a duration); a cell's figure is the median
-of ``--repeat`` runs (pool start-up included, as a user pays it; joblib's loky
-alone keeps its workers warm between calls), and a ratio
-is fanout / reference from the same run. Ratios are printed, never asserted.
+of ``--repeat`` runs, and a ratio is fanout / reference from the same run.
+Pools that are made per call (``ProcessPoolExecutor``, ``multiprocessing.Pool``,
+mpire) pay their start-up in every run, as a user pays it; fanout's process
+workers and joblib's loky workers are kept between calls, so after the warm-up
+their cells show warm workers (section 4 measures the first call alone).
+Ratios are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -251,6 +258,26 @@ def _mpire(n: int) -> list[Any]:
         return pool.map(trivial, range(n))  # type: ignore[no-any-return]
 
 
+_ISOLATED = {"joblib Parallel(n_jobs=2) (loky, warm)": _joblib, "mpire WorkerPool(2).map": _mpire}
+
+
+def isolated_child(name: str, n: int, repeat: int) -> None:
+    """Runs in a fresh interpreter: a warm-up, then ``repeat`` timed runs; one JSON line."""
+    cell = Cell(name, _ISOLATED[name], n)
+    measure_all([cell], repeat)
+    print(json.dumps(cell.times))
+
+
+def _isolated_times(name: str, n: int, repeat: int) -> list[float]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--isolated-child", name, str(n),
+           str(repeat)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"cell {name} failed:\n{done.stderr}")
+    times: list[float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return times
+
+
 def _plain_loop(n: int) -> list[Any]:
     return [trivial(i) for i in range(n)]
 
@@ -295,11 +322,15 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
     ppe = [Cell(f"ProcessPoolExecutor(2).map, chunksize={c}", _ppe_map(c), small if c == 1 else n)
            for c in (1, 100, 1000, 10000)]
     peers = [Cell("multiprocessing.Pool(2).map", _mp_pool, n)]
+    # joblib and mpire leave threads running after a call (loky's manager and
+    # feeder, tqdm's monitor): they run in a program of their own, so that the
+    # other cells never run (or fork) in a multi-threaded process because of them.
+    isolated = []
     if _optional("joblib"):
-        # loky keeps its workers between calls: this one cell has no start-up after warm-up
-        peers.append(Cell("joblib Parallel(n_jobs=2) (loky, warm)", _joblib, n))
+        # loky keeps its workers between calls: no start-up after the warm-up
+        isolated.append(Cell("joblib Parallel(n_jobs=2) (loky, warm)", _joblib, n))
     if _optional("mpire"):
-        peers.append(Cell("mpire WorkerPool(2).map", _mpire, n))
+        isolated.append(Cell("mpire WorkerPool(2).map", _mpire, n))
     big = 10 * n  # start-up weighs 10x less: shows the per-item cost alone
     cells += ppe + peers + [
         Cell("fanout process, no chunksize", _fanout(trivial, "process"), n),
@@ -310,10 +341,11 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
         Cell("fanout sequential", _fanout(trivial, "sequential"), n),
     ]
     measure_all(cells, repeat)
-    if "joblib" in sys.modules:  # leave no idle pool behind for the next section
-        from joblib.externals.loky import get_reusable_executor  # type: ignore[import-untyped]
-
-        get_reusable_executor().shutdown(wait=True)
+    for cell in isolated:
+        print(f"  {cell.name} in a program of its own ...", file=sys.stderr)
+        cell.times = _isolated_times(cell.name, n, repeat)
+    peers += isolated
+    cells += isolated
 
     best = max(ppe, key=lambda c: c.rate).name
     compares = [
@@ -327,10 +359,11 @@ def section_trivial(n: int, repeat: int) -> tuple[list[Cell], list[Compare]]:
         Compare("fanout.amap under asyncio.run", "gather + Semaphore(100)", None,
                 "same loop as the reference"),
         Compare("fanout process, no chunksize", best, 1.0, "best hand-tuned chunksize"),
-        *(Compare("fanout process, no chunksize", p.name) for p in peers),
+        *(Compare("fanout process, no chunksize", p.name,
+                  1.0 if p.name.startswith("multiprocessing") else None) for p in peers),
         Compare("fanout process, no chunksize, 10x items",
-                "ProcessPoolExecutor(2).map, chunksize=10000, 10x items", None,
-                "10x the items: per-item cost without start-up"),
+                "ProcessPoolExecutor(2).map, chunksize=10000, 10x items", 1.0,
+                "10x the items"),
         Compare("fanout sequential", "plain loop"),
         Compare("fanout sequential", "loop recording value/error/time"),
     ]
@@ -455,6 +488,141 @@ def section_memory(n_fanout: int, n_tpe: int) -> list[tuple[str, int, float | No
     return out
 
 
+# ------------------------------------------------- section 4: process mode
+
+CPU_CALLS = 8
+CPU_REPEATS = 5
+
+
+def cpu_work(n: int) -> int:
+    """Pure-Python CPU work; ``n`` is calibrated to about 15 ms."""
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def _calibrate(seconds: float = 0.015) -> int:
+    """``n`` for a ``cpu_work(n)`` of ``seconds``: the fastest of several timings
+    (the one least disturbed by other work on the machine)."""
+    n = 200_000
+    best = min(_timed_cpu_work(n) for _ in range(7))
+    return max(1, int(n * seconds / best))
+
+
+def _timed_cpu_work(n: int) -> float:
+    start = time.perf_counter()
+    cpu_work(n)
+    return time.perf_counter() - start
+
+
+def process_child(kind: str, n: int) -> None:
+    """Runs in a fresh interpreter: times ``kind`` and prints one JSON line of seconds.
+
+    ``...-module`` kinds call ``cpu_work`` from this file imported as a module
+    (pickled by reference); the others call it from ``__main__`` (by value)."""
+    items = [n] * CPU_CALLS
+    work = cpu_work
+    if kind.endswith("-module"):
+        import overhead  # this file, as an importable module
+
+        work = overhead.cpu_work
+        kind = kind.removesuffix("-module")
+    expected = work(n)
+    times: list[float] = []
+
+    def timed(call: Callable[[], list[Any]]) -> None:
+        start = time.perf_counter()
+        out = call()
+        times.append(time.perf_counter() - start)
+        values = [r.value if isinstance(r, fanout.Result) else r for r in out]
+        if values != [expected] * CPU_CALLS:
+            raise SystemExit(f"benchmark bug: {kind} returned {values!r}")
+
+    def fresh_ppe() -> list[Any]:
+        with ProcessPoolExecutor(2) as ex:
+            return list(ex.map(work, items))
+
+    if kind == "sequential":
+        for _ in range(CPU_REPEATS):
+            timed(lambda: [work(x) for x in items])
+    elif kind == "fanout":
+        for _ in range(CPU_REPEATS):
+            timed(lambda: fanout.map(work, items, mode="process", concurrency=2))
+    elif kind == "joblib":
+        from joblib import Parallel, delayed
+
+        for _ in range(CPU_REPEATS):
+            timed(lambda: Parallel(n_jobs=2)(delayed(work)(x) for x in items))
+    elif kind == "first-fanout-map":
+        timed(lambda: fanout.map(work, items, mode="process", concurrency=2))
+    elif kind == "first-fanout-map-prestart":
+        from fanout.executors._process import prepare
+
+        def prestarted() -> list[Any]:
+            prepare(work, 2)
+            return fanout.map(work, items, mode="process", concurrency=2)
+
+        timed(prestarted)
+    elif kind == "first-fanout-amap":
+        timed(lambda: asyncio.run(fanout.amap(work, items, mode="process", concurrency=2)))
+    elif kind == "first-ppe":
+        timed(fresh_ppe)
+    else:
+        raise SystemExit(f"unknown process cell {kind!r}")
+    print(json.dumps(times))
+
+
+def _process_cell(kind: str, n: int) -> list[float]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--process-child", kind, str(n)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"process cell {kind} failed:\n{done.stderr}")
+    times: list[float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return times
+
+
+def section_process(repeat: int) -> tuple[list[Cell], list[Compare]]:
+    """Each program is a fresh interpreter; warm cells take the median of the 5 calls
+    in one program, first-call cells one call per program. ``repeat`` programs each."""
+    n = _calibrate()
+    warm = ["sequential", "fanout"] + (["joblib"] if _optional("joblib") else [])
+    first = ["first-fanout-map", "first-fanout-map-prestart", "first-fanout-amap", "first-ppe",
+             "first-fanout-map-prestart-module", "first-fanout-amap-module", "first-ppe-module"]
+    names = {
+        "sequential": "8 x 15 ms, sequential loop (5 calls, median)",
+        "fanout": "8 x 15 ms, fanout process c=2 (5 calls, median)",
+        "joblib": "8 x 15 ms, joblib Parallel(n_jobs=2) (5 calls, median)",
+        "first-fanout-map": "first call: fanout.map process c=2",
+        "first-fanout-map-prestart": "first call: fanout.map after prepare(fn, 2)",
+        "first-fanout-amap": "first call: asyncio.run(fanout.amap) process c=2",
+        "first-ppe": "first call: fresh ProcessPoolExecutor(2).map",
+        "first-fanout-map-prestart-module": "first call, module fn: map after prepare(fn, 2)",
+        "first-fanout-amap-module": "first call, module fn: asyncio.run(fanout.amap)",
+        "first-ppe-module": "first call, module fn: fresh ProcessPoolExecutor(2)",
+    }
+    cells = {k: Cell(names[k], lambda _n: None, CPU_CALLS) for k in warm + first}
+    for round_ in range(repeat):
+        print(f"  round {round_ + 1}/{repeat}:", end="", flush=True, file=sys.stderr)
+        for kind in warm + first:
+            times = _process_cell(kind, n)
+            cells[kind].times.append(statistics.median(times))
+            print(".", end="", flush=True, file=sys.stderr)
+        print(file=sys.stderr)
+    fan, ppe = names["fanout"], names["first-ppe"]
+    compares = [
+        Compare(fan, names["sequential"], 1 / 0.6, "<=0.6x the sequential time"),
+        *([Compare(fan, names["joblib"], 1.0, "joblib's warm workers")] if "joblib" in warm
+          else []),
+        Compare(names["first-fanout-map"], ppe, 1.0),
+        Compare(names["first-fanout-map-prestart"], ppe, 1.0),
+        Compare(names["first-fanout-amap"], ppe, 1.0),
+        Compare(names["first-fanout-map-prestart-module"], names["first-ppe-module"], 1.0),
+        Compare(names["first-fanout-amap-module"], names["first-ppe-module"], 1.0),
+    ]
+    return list(cells.values()), compares
+
+
 # ------------------------------------------------------------------- report
 
 
@@ -499,7 +667,8 @@ def header(args: argparse.Namespace) -> str:
         f"  python  : {platform.python_implementation()} {platform.python_version()}",
         f"  fanout {version('fanout')}, joblib {version('joblib')}, mpire {version('mpire')}, "
         f"uvloop {version('uvloop')} (fanout's sync API loop: {loop})",
-        f"  repeats : {args.repeat} (median), pool start-up included in every cell; "
+        f"  repeats : {args.repeat} (median); pools made per call pay their start-up in every "
+        "cell, fanout's process workers and joblib's are warm after the warm-up; "
         f"multiprocessing default start method: {multiprocessing.get_start_method()}",
         f"  date    : {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"  load    : {_load()} at the start (other work on the machine makes figures noisy;"
@@ -567,12 +736,19 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--memory-child":
         memory_child(sys.argv[2], int(sys.argv[3]))
         return
+    if len(sys.argv) == 5 and sys.argv[1] == "--isolated-child":
+        isolated_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--process-child":
+        process_child(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat and smaller sizes (a smoke run)")
     parser.add_argument("--repeat", type=int, default=None,
                         help="runs per cell; the median is reported (default 3, --quick 1)")
-    parser.add_argument("--only", choices=("trivial", "sleep", "memory"), action="append",
+    parser.add_argument("--only", choices=("trivial", "sleep", "memory", "process"),
+                        action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     args = parser.parse_args()
@@ -580,7 +756,7 @@ def main() -> None:
         args.repeat = 1 if args.quick else 3
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
-    sections = args.only or ["trivial", "sleep", "memory"]
+    sections = args.only or ["trivial", "sleep", "memory", "process"]
     n_trivial = 20_000 if args.quick else 100_000
     n_sleep = 2_000  # even with --quick: the target is defined at this size (~1 s a cell)
     n_mem_fanout, n_mem_tpe = (1_000_000, 200_000) if args.quick else (10_000_000, 2_000_000)
@@ -589,14 +765,14 @@ def main() -> None:
     verdicts: list[tuple[str, str]] = []
     dump: dict[str, Any] = {}
     if "trivial" in sections:
-        print(f"\n[1/3] {n_trivial:,} trivial tasks per cell", file=sys.stderr)
+        print(f"\n[1/4] {n_trivial:,} trivial tasks per cell", file=sys.stderr)
         cells, compares = section_trivial(n_trivial, args.repeat)
         ratios, v = report_ratios(cells, compares)
         verdicts += v
         print("\n" + report_cells("trivial tasks", cells) + "\n\n" + ratios)
         dump["trivial"] = _dump_cells(cells)
     if "sleep" in sections:
-        print(f"\n[2/3] {n_sleep:,} sleeps of {SLEEP * 1000:.0f} ms", file=sys.stderr)
+        print(f"\n[2/4] {n_sleep:,} sleeps of {SLEEP * 1000:.0f} ms", file=sys.stderr)
         cells, compares, minimum = section_sleep(n_sleep, args.repeat)
         title = f"{SLEEP * 1000:.0f} ms sleep, concurrency {SLEEP_CONCURRENCY}"
         ratios, v = report_ratios(cells, compares, minimum)
@@ -604,13 +780,20 @@ def main() -> None:
         print("\n" + report_cells(title, cells, minimum) + "\n\n" + ratios)
         dump["sleep"] = {"minimum": minimum, "cells": _dump_cells(cells)}
     if "memory" in sections:
-        print("\n[3/3] peak memory, fresh subprocesses", file=sys.stderr)
+        print("\n[3/4] peak memory, fresh subprocesses", file=sys.stderr)
         mem = section_memory(n_mem_fanout, n_mem_tpe)
         text, v = report_memory(mem)
         verdicts += v
         print("\n" + text)
         dump["memory"] = [dict(zip(("name", "n", "seconds", "peak_mb", "note"), c, strict=True))
                           for c in mem]
+    if "process" in sections:
+        print("\n[4/4] process mode, 8 calls of ~15 ms CPU, fresh programs", file=sys.stderr)
+        cells, compares = section_process(args.repeat)
+        ratios, v = report_ratios(cells, compares)
+        verdicts += v
+        print("\n" + report_cells("process mode, small CPU work", cells) + "\n\n" + ratios)
+        dump["process"] = _dump_cells(cells)
     print(f"\nload average at the end: {_load()}")
     if verdicts:
         print("\ntargets")

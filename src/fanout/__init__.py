@@ -28,6 +28,7 @@ from fanout._errors import (
     SlotsExhausted,
     WorkerCrashed,
 )
+from fanout._info import RunInfo, last_run
 from fanout._limits import parse_rate
 from fanout._result import Result, Results
 from fanout.executors import Executor
@@ -45,12 +46,14 @@ __all__ = [
     "RemoteError",
     "Result",
     "Results",
+    "RunInfo",
     "SlotsExhausted",
     "WorkerCrashed",
     "aimap",
     "aimap_batches",
     "amap",
     "imap",
+    "last_run",
     "map",
     "parse_rate",
     *sorted(_class_names()),  # one executor class per registered mode: fanout.ThreadExecutor...

@@ -24,6 +24,7 @@ from fanout._interrupt import raise_interrupted
 from fanout._loop import new_event_loop
 from fanout._orchestrator import Run
 from fanout._result import Result, Results
+from fanout.executors import Executor, new_executor
 
 
 class _SyncStream:
@@ -48,11 +49,20 @@ class _SyncStream:
         self._queued = 0
         self._resume: asyncio.Event | None = None
         self._started = threading.Event()
+        self._executor: Executor | None = None
         self._startup_error: BaseException | None = None
 
     def start(self) -> None:
         if self._thread is not None:
             return
+        config = self._config
+        if not config.auto:
+            # the executor may start workers now, while the program may run one thread
+            self._executor = config.executor or new_executor(config.mode)
+            workers = config.concurrency
+            with contextlib.suppress(TypeError):
+                workers = min(workers, len(self._items))  # type: ignore[arg-type]
+            self._executor.warm_up(self._fn, max(workers, 1))
         self._thread = threading.Thread(target=self._serve, name="fanout-loop", daemon=True)
         self._thread.start()
         self._started.wait()
@@ -69,7 +79,8 @@ class _SyncStream:
         self._task = asyncio.current_task()
         self._resume = asyncio.Event()
         try:
-            self._run = Run(self._fn, self._items, self._config, api=self._api)
+            self._run = Run(self._fn, self._items, self._config, api=self._api,
+                            executor=self._executor)
         except BaseException as exc:
             self._startup_error = exc
             self._started.set()
@@ -244,8 +255,8 @@ def map(
     - ``rate``: at most this many call starts per period, e.g. ``"20/s"``,
       ``"600/min"``, shared by all workers and retries.
     - ``progress``: a progress display (default: on a terminal or in a
-      notebook); ``progress_interval``: seconds between plain progress lines
-      when stderr is not a terminal (default 10, or ``FANOUT_PROGRESS_INTERVAL``).
+      Jupyter notebook); ``progress_interval``: seconds between plain progress
+      lines when stderr is neither (default 10, or ``FANOUT_PROGRESS_INTERVAL``).
     - ``errors``: ``"collect"`` (default) keeps failures as results and logs one
       WARNING on the ``fanout`` logger when a run had some; ``"raise"``: the
       first failure cancels the rest and is raised.

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 
 from fanout._errors import ConfigError, UnknownOption
 from fanout._limits import parse_rate
+from fanout._progress import progress_interval
 from fanout._retry import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_BACKOFF,
@@ -22,7 +23,8 @@ from fanout._retry import (
     RetryMatch,
     RetryPolicy,
 )
-from fanout.executors import Executor, check_mode, executor_class, resolve_mode
+from fanout.executors import Executor, check_mode, executor_class
+from fanout.executors._calls import is_async_callable
 
 RetryOn = (
     type[BaseException]
@@ -39,7 +41,7 @@ class Options(TypedDict, total=False):
     described in ``fanout.map``'s docstring."""
 
     mode: str
-    executor: Executor
+    executor: Executor | None
     concurrency: int | None
     ordered: bool
     timeout: float | None
@@ -64,9 +66,15 @@ class AsyncOptions(Options, total=False):
 class RunConfig:
     """Everything a run needs besides the function and the items, checked."""
 
-    #: a registered mode (``"auto"`` already resolved)
+    #: a registered mode: the one asked for, or the one ``auto`` starts in
     mode: str
     concurrency: int
+    #: ``mode="auto"`` with a sync function: measure the first calls, then choose
+    auto: bool = False
+    #: the concurrency the user gave, if any (``auto`` uses it for the mode it picks)
+    concurrency_given: int | None = None
+    #: why this mode, e.g. "thread: asked for"
+    mode_reason: str = ""
     #: the user's configured executor, or None for a new one of ``mode``
     executor: Executor | None = None
     ordered: bool = True
@@ -74,7 +82,8 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate: float | None = None
     progress: bool | None = None
-    progress_interval: float | None = None
+    #: seconds between plain progress lines (stderr not a terminal)
+    progress_interval: float = 10.0
     errors: Errors = "collect"
     #: names the run in progress and log lines
     description: str = "fanout"
@@ -190,19 +199,25 @@ def configure(
             f"executor must be an executor instance such as fanout.ThreadExecutor() "
             f"(got executor={executor!r})"
         )
-    mode = check_mode(get("mode", "auto"))
+    asked = check_mode(get("mode", "auto"))
     if executor is not None:
-        if mode not in ("auto", executor.mode):
+        if asked not in ("auto", executor.mode):
             raise ConfigError(
-                f"mode={mode!r} and executor={type(executor).__name__}(...) disagree: "
+                f"mode={asked!r} and executor={type(executor).__name__}(...) disagree: "
                 "give one of them"
             )
         mode = executor.mode
+        reason = f"{mode}: executor={type(executor).__name__}(...)"
+    elif asked != "auto":
+        mode, reason = asked, f"{asked}: asked for"
+    elif is_async_callable(fn):
+        mode, reason = "async", "async: a coroutine function"
     else:
-        mode = resolve_mode(mode, fn)
+        mode, reason = "thread", "thread: measuring the first calls"
+    auto = asked == "auto" and executor is None and mode == "thread"
     cls = type(executor) if executor is not None else executor_class(mode)
 
-    concurrency = get("concurrency")
+    given = concurrency = get("concurrency")
     if concurrency is None:
         concurrency = cls.default_concurrency()
     elif isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -232,9 +247,7 @@ def configure(
     progress = get("progress")
     if progress is not None and not isinstance(progress, bool):
         raise ConfigError(f"progress must be True, False or None (got progress={progress!r})")
-    interval = get("progress_interval")
-    if interval is not None:
-        interval = _number("progress_interval", interval, positive=True)
+    interval = progress_interval(get("progress_interval"))
     errors = get("errors", "collect")
     if errors not in ("collect", "raise"):
         raise ConfigError(f"errors must be 'collect' or 'raise' (got errors={errors!r})")
@@ -244,6 +257,9 @@ def configure(
     return RunConfig(
         mode=mode,
         concurrency=concurrency,
+        auto=auto,
+        concurrency_given=given,
+        mode_reason=reason,
         executor=executor,
         ordered=ordered,
         timeout=timeout,

@@ -27,24 +27,30 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from itertools import repeat
 from typing import Any
 
+from fanout._auto import Choice, Facts, Probe, choose, early_choice_possible
 from fanout._batching import BatchSizer
+from fanout._classify import CPU_BOUND_SHARE, cores, gil_enabled
 from fanout._config import RunConfig
 from fanout._deadlines import Deadlines
-from fanout._errors import CallTimeout, SlotsExhausted
+from fanout._errors import CallTimeout, ConfigError, SlotsExhausted
 from fanout._flow import FlowControl, StartGate
 from fanout._gc import KeptResults, build_many
+from fanout._info import RunInfo, started
 from fanout._input import Input
 from fanout._progress import Progress, want_progress
 from fanout._reorder import Reorder
 from fanout._result import Result
 from fanout._retry import RetryScheduler
-from fanout.executors import Executor, new_executor
+from fanout.executors import Executor, executor_class, new_executor
 from fanout.executors._calls import Outcome, failed
 
 logger = logging.getLogger("fanout")
 
 # A job is a run of consecutive input items: (first index, items, attempts so far).
 _Job = tuple[int, list[Any], int]
+
+#: how often a probe that has not read clearly yet is looked at again
+EARLY_TICK_S = 0.001
 
 _STOPPED = {
     "cancel": "",
@@ -64,26 +70,49 @@ class Run:
         stop: asyncio.Event | None = None,
         *,
         api: str = "map",
+        executor: Executor | None = None,
     ) -> None:
+        """``executor``: the one to use, already made (else the config's, or a new one
+        of its mode)."""
         self.config = config
         self.api = api
+        self._fn = fn
         self._loop = asyncio.get_running_loop()  # a Run lives on the loop it is made on
         self._stop_event = stop
         self._stop_requested = False
-        executor = config.executor if config.executor is not None else new_executor(config.mode)
-        executor.prepare(fn, config.concurrency, config.timeout)
+        #: the mode the calls run in, and why (auto: what it chose, once it has)
+        self.mode = config.mode
+        self.mode_reason = config.mode_reason
+        slots = config.concurrency
+        self._probe: Probe | None = None
+        self._process_slots = 0
+        if config.auto:
+            # measure the first call, alone, on a thread; then choose (see _auto)
+            self._probe = Probe(fn)
+            self._process_slots = (config.concurrency_given
+                                   or executor_class("process").default_concurrency())
+            slots = max(slots, self._process_slots)
+            executor = new_executor("thread")
+            executor.prepare(self._probe, config.concurrency, config.timeout)
+        else:
+            executor = executor or config.executor or new_executor(config.mode)
+            executor.prepare(fn, config.concurrency, config.timeout)
         self.executor: Executor = executor
+        self._executors = [executor]
+        self._first_item: tuple[Any] | tuple[()] = ()
+        #: worker coroutines (one per slot), and how many of them may take jobs
+        self._slots = slots
+        self._open = 1 if config.auto else slots
+        self._opened: asyncio.Future[None] | None = None
+        self._auto_timer: asyncio.TimerHandle | None = None
         self._input = Input(items)
         self._reorder = Reorder(config.ordered)
         self._retries: RetryScheduler[_Job] = RetryScheduler(self._loop, self._wake_workers)
         self._deadlines = Deadlines(self._loop)
-        self._flow: FlowControl = StartGate(config.concurrency, config.rate)
-        batching = config.timeout is None and not config.rate and executor.max_batch > 1
-        max_batch = executor.max_batch if batching else 1
-        self._window = (max(1024, 8 * config.concurrency)
-                        + min(2 * config.concurrency * max_batch, 65536))
-        self._sizer = BatchSizer(executor.batch_target, max_batch, self._window,
-                                 config.concurrency) if batching else None
+        self._flow: FlowControl = StartGate(slots, config.rate)
+        self._window = 0
+        self._sizer: BatchSizer | None = None
+        self._tune_for(executor, config.concurrency)
         self._delivered = 0
         self._failure: BaseException | None = None
         self._stopping = False
@@ -102,6 +131,29 @@ class Run:
         self.retried = 0
         #: calls past their deadline that could not be stopped and still hold a slot
         self.stuck = 0
+        self.info = RunInfo(api, config.description, self)
+        started(self.info)
+
+    def _tune_for(self, executor: Executor, concurrency: int) -> None:
+        """Batching and the window, for calls running on ``executor``."""
+        config = self.config
+        batching = config.timeout is None and not config.rate and executor.max_batch > 1
+        max_batch = executor.max_batch if batching else 1
+        self._window = max(self._window, max(1024, 8 * concurrency)
+                           + min(2 * concurrency * max_batch, 65536))
+        self._sizer = BatchSizer(executor.batch_target, max_batch, self._window,
+                                 concurrency) if batching else None
+
+    def details(self) -> str:
+        """Live text for the progress display."""
+        if not self.config.auto:
+            return ""
+        return "auto: measuring" if self._probe is not None else f"auto: {self.mode}"
+
+    @property
+    def concurrency(self) -> int:
+        """Calls allowed at once now (the slots open)."""
+        return self._open
 
     @property
     def total(self) -> int | None:
@@ -117,13 +169,16 @@ class Run:
         try:
             if self.config.keep and not self.executor.calls_run_here:
                 self._kept.start()
-            first = await self._input.peek()
+            first = self._first_item = await self._input.peek()
             if first:
                 self.executor.check_item(first[0])
             if want_progress(self.config.progress):
-                self._progress = Progress(self, self.config.description)
+                self._progress = Progress(self, self.config.description,
+                                          interval=self.config.progress_interval)
                 self._progress.start()
-            workers = [loop.create_task(self._worker()) for _ in range(self.config.concurrency)]
+            workers = [loop.create_task(self._worker(i)) for i in range(self._slots)]
+            if self._probe is not None:
+                self._auto_timer = loop.call_later(EARLY_TICK_S, self._auto_tick)
             if self._stop_event is not None:
                 workers.append(loop.create_task(self._watch_stop(self._stop_event)))
             reorder = self._reorder
@@ -159,17 +214,22 @@ class Run:
             self._deadlines.close()
             if self._starve_timer is not None:
                 self._starve_timer.cancel()
+            if self._auto_timer is not None:
+                self._auto_timer.cancel()
             if self._reaper is not None:
                 workers.append(self._reaper)
             for task in workers:
                 task.cancel()
             if workers:
                 await asyncio.gather(*workers, return_exceptions=True)
-            await self.executor.aclose(cancel=not clean)
+            await self._input.aclose()
+            for executor in self._executors:
+                await executor.aclose(cancel=not clean)
             self._kept.stop()
             if self._progress is not None:
                 self._progress.stop()
             self._warn_failures()
+            self.info.end()
 
     async def _watch_stop(self, event: asyncio.Event) -> None:
         await event.wait()
@@ -252,15 +312,17 @@ class Run:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _worker(self) -> None:
+    async def _worker(self, index: int) -> None:
         try:
-            executor = self.executor
             flow = self._flow
             clock = self._loop.time
             timeout = self.config.timeout
             task = asyncio.current_task()
             assert task is not None
             while True:
+                if index >= self._open:  # a slot kept closed (auto, while it measures)
+                    await self._slot_opens()
+                    continue
                 job = self._job_now() or await self._next_job()
                 if job is None:
                     return
@@ -271,7 +333,7 @@ class Run:
                     await self._run_timed(job, started, timeout, task)
                     continue
                 try:
-                    outcome = await executor.submit(job[1])
+                    outcome = await self.executor.submit(job[1])
                 except BaseException:
                     flow.release()
                     raise
@@ -287,26 +349,109 @@ class Run:
                 self._failure = exc
             self._wake_consumer()
 
+    async def _slot_opens(self) -> None:
+        if self._opened is None:
+            self._opened = self._loop.create_future()
+        await self._opened
+
+    def _open_slots(self, n: int) -> None:
+        self._open = n
+        opened, self._opened = self._opened, None
+        if opened is not None and not opened.done():
+            opened.set_result(None)
+
+    # ------------------------------------------------------------- auto mode
+    def _auto_tick(self) -> None:
+        self._auto_timer = None
+        if self._probe is not None and not self._auto_choose():
+            self._auto_timer = self._loop.call_later(EARLY_TICK_S, self._auto_tick)
+
+    def _auto_choose(self) -> bool:
+        """Choose the mode once the probe reads clearly; True once chosen."""
+        probe = self._probe
+        if probe is None:
+            return True
+        reading = probe.reading()
+        if reading is None or not early_choice_possible(reading):
+            return False
+        process: Executor | None = None
+        refused: str | None = None
+        startup = 0.0
+        if reading.share >= CPU_BOUND_SHARE:
+            process = new_executor("process")
+            try:
+                process.prepare(self._fn, self._process_slots, self.config.timeout)
+                if self._first_item:
+                    process.check_item(self._first_item[0])
+            except ConfigError as exc:
+                process, refused = None, str(exc)
+            else:
+                estimate = getattr(process, "startup_estimate", None)
+                startup = estimate(self._process_slots) if callable(estimate) else 0.0
+        total = self._input.total
+        left = total - self.done if total is not None else None
+        facts = Facts(cores(), gil_enabled(), refused, left, self._process_slots, startup)
+        choice = choose(reading, facts)
+        if choice is None:
+            return False
+        self._switch(choice, process)
+        return True
+
+    def _switch(self, choice: Choice, process: Executor | None) -> None:
+        """Run every later call in ``choice.mode``: calls already running finish where
+        they are; their slots, and the new mode's, open."""
+        self._probe = None
+        if self._auto_timer is not None:
+            self._auto_timer.cancel()
+            self._auto_timer = None
+        if choice.mode == "process" and process is not None:
+            executor, concurrency = process, self._process_slots
+        else:
+            executor, concurrency = new_executor("thread"), self.config.concurrency
+            executor.prepare(self._fn, concurrency, self.config.timeout)
+        self.executor = executor
+        self._executors.append(executor)
+        self.mode, self.mode_reason = choice.mode, choice.reason
+        self._tune_for(executor, concurrency)
+        self._open_slots(concurrency)
+        logger.info("fanout.%s(%s): %s", self.api, self.config.description, choice.reason)
+
     async def _run_timed(
-        self, job: _Job, started: float, timeout: float, task: asyncio.Task[None]
+        self, job: _Job, started_at: float, timeout: float, task: asyncio.Task[None]
     ) -> None:
         """One call under its deadline: past it, the awaiting task is cancelled and
         the executor stops the call as it declares; an abandoned call keeps its
         slot until it really ends."""
-        executor, flow, deadlines = self.executor, self._flow, self._deadlines
+        executor, flow, deadlines = self.executor, self._flow, self._deadlines  # this call's
         base = task.cancelling()
         call = executor.submit(job[1])
-        start = time.perf_counter()
-        deadlines.add(task, timeout)
+        start = 0.0
+        armed = finished = False
+
+        def arm(_: object = None) -> None:
+            nonlocal start, armed
+            if not armed and not finished:
+                armed = True
+                start = time.perf_counter()
+                deadlines.add(task, timeout)
+
+        # An executor may say when the call really starts (after starting a worker,
+        # say): its deadline counts from then.
+        started: asyncio.Future[None] | None = getattr(call, "started", None)
+        if started is None:
+            arm()
+        else:
+            started.add_done_callback(arm)
         try:
             outcome = await call
         except asyncio.CancelledError:
-            if not deadlines.remove(task) or task.uncancel() > base:
+            finished = True
+            if not (armed and deadlines.remove(task)) or task.uncancel() > base:
                 flow.release()
                 raise  # cancelled from outside (a stop), not by the deadline
             error = CallTimeout(timeout, _STOPPED[executor.stops])
             outcome = failed(error, time.perf_counter() - start)
-            flow.observe(started, outcome)
+            flow.observe(started_at, outcome)
             self._file(job, outcome)
             ended = executor.stopped(call)
             try:
@@ -320,12 +465,15 @@ class Run:
                 flow.release()
             return
         except BaseException:
-            deadlines.remove(task)
+            finished = True
+            if armed:
+                deadlines.remove(task)
             flow.release()
             raise
-        if deadlines.remove(task):  # the call swallowed our cancellation
+        finished = True
+        if armed and deadlines.remove(task):  # the call swallowed our cancellation
             task.uncancel()
-        flow.observe(started, outcome)
+        flow.observe(started_at, outcome)
         flow.release()
         self._file(job, outcome)
 
@@ -334,27 +482,27 @@ class Run:
         been held so for longer than the timeout, the items still waiting fail
         instead of the run hanging."""
         self.stuck += 1
-        if self.stuck >= self.config.concurrency and self._starve_timer is None:
+        if self.stuck >= self._open and self._starve_timer is None:
             assert self.config.timeout is not None
             self._starve_timer = self._loop.call_later(self.config.timeout, self._starve)
         try:
             await ended
         finally:
             self.stuck -= 1
-            if self.stuck < self.config.concurrency and self._starve_timer is not None:
+            if self.stuck < self._open and self._starve_timer is not None:
                 self._starve_timer.cancel()
                 self._starve_timer = None
                 self._wake_workers()  # the reaper, if any, stops at its next job
 
     def _starve(self) -> None:
         self._starve_timer = None
-        if self.stuck >= self.config.concurrency and self._reaper is None:
+        if self.stuck >= self._open and self._reaper is None:
             self._reaper = self._loop.create_task(self._reap())
 
     async def _reap(self) -> None:
         """While every slot is held by a stuck call, fail the items still waiting."""
         try:
-            n = self.config.concurrency
+            n = self._open
             while True:
                 job = self._job_now() or await self._next_job()
                 if job is None:
@@ -377,6 +525,8 @@ class Run:
             self._finish_failed(Result(first + i, item, None, error, attempts, 0.0))
 
     def _file(self, job: _Job, outcome: Outcome) -> None:
+        if self._probe is not None:
+            self._auto_choose()
         first, items, attempts_before = job
         values, elapsed, errors = outcome
         attempts = attempts_before + 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fanout.bench._measure import cpu_count
+from fanout._classify import cores
 from fanout.bench._runner import BenchConfig, run_workload
 from fanout.bench._workloads import BUILTINS, MODES
 
@@ -21,7 +21,7 @@ TINY = {"http": 6, "sleep": 6, "cpu": 4, "files": 20, "memory": 200}
 def test_every_mode_of_every_workload_runs(name: str) -> None:
     workload = BUILTINS[name].with_items(TINY[name])
     config = BenchConfig(list(MODES), [1, 2], repeats=1, quick=True)
-    report = run_workload(workload, config, cpu_count())
+    report = run_workload(workload, config, cores())
     assert report.error is None
     assert report.cells, report.skipped
     for cell in report.cells:
@@ -53,7 +53,7 @@ def test_every_mode_of_every_workload_runs(name: str) -> None:
 def test_cpu_theoretical_minimum_uses_the_sequential_time_per_item() -> None:
     workload = BUILTINS["cpu"].with_items(4)
     config = BenchConfig(["sequential", "process"], [1, 2], repeats=1, quick=True)
-    report = run_workload(workload, config, cpu_count())
+    report = run_workload(workload, config, cores())
     sequential = next(c for c in report.cells if c.mode == "sequential")
     assert sequential.ratio_to_min == pytest.approx(1.0)
     assert all(c.theoretical_min_s is not None for c in report.cells)

@@ -110,12 +110,11 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, out
 
 
-def _wait_records(out: Path, n: int) -> None:
+def _wait_records(proc: subprocess.Popen[str], out: Path, n: int) -> None:
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if out.exists() and len(out.read_text().splitlines()) >= n:
-            return
-        time.sleep(0.05)
+    while not (out.exists() and out.read_text().count("\n") >= n):
+        assert time.monotonic() < deadline and proc.poll() is None, "no records in 30 s"
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -123,7 +122,7 @@ def test_interrupt_keeps_finished_results_and_exits_with_the_signal_code(
     tmp_path: Path, signum: int, code: int
 ) -> None:
     proc, out = _start(tmp_path)
-    time.sleep(1.5)  # the five quick items finish; two workers hang on items 5 and 6
+    _wait_records(proc, out, 5)  # the five quick items; two workers hang on items 5 and 6
     proc.send_signal(signum)
     _stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code, stderr
@@ -133,7 +132,7 @@ def test_interrupt_keeps_finished_results_and_exits_with_the_signal_code(
 
 def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     proc, out = _start(tmp_path)
-    time.sleep(1.5)
+    _wait_records(proc, out, 5)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
@@ -154,3 +153,12 @@ def test_usage_errors_are_one_line_with_a_hint(args: list[str], needle: str) -> 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert needle in lines[0] and "--help" in lines[0] and lines[0].startswith("Error: ")
+
+
+def test_stdin_to_stdout_in_process(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["run", "core_jobs:double", "-", "-o", "-"], input="1\n\n2\n")
+    assert result.exit_code == 0, result.output
+    # (click before 8.2 mixes stderr into stdout here)
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [(r["index"], r["value"]) for r in records] == [(0, 2), (1, 4)]
+    assert "done: 2/2 items" in result.output

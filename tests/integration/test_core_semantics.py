@@ -432,3 +432,27 @@ def test_aimap_batches_yields_every_result_once_in_order_in_lists() -> None:
     assert [r.value for r in flat] == [2 * i for i in range(1000)]
     assert all(isinstance(batch, list) and batch for batch in batches)
     assert len(batches) < 1000  # handed over in bursts, not one by one
+
+
+@pytest.mark.parametrize("mode", ["async", "thread"])
+def test_an_item_from_a_slow_async_source_never_waits_for_the_next_one(mode: str) -> None:
+    # The source yields item k+1 only once the result of item k was handed out:
+    # the run must never wait to fill a batch from it (tiny calls are batched).
+    async def main() -> list[int]:
+        handed_out = asyncio.Event()
+        handed_out.set()
+
+        async def source() -> AsyncIterator[int]:
+            for i in range(300):
+                await handed_out.wait()
+                handed_out.clear()
+                yield i
+
+        got = []
+        async for r in fanout.aimap(jobs.double, source(), mode=mode, concurrency=4):
+            got.append(r.value)
+            handed_out.set()
+        return got
+
+    got = asyncio.run(asyncio.wait_for(main(), 20))
+    assert got == [2 * i for i in range(300)]

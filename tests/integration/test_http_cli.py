@@ -43,6 +43,14 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fanout http honours HTTP(S)_PROXY: requests to the loopback servers here go direct."""
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "req.jsonl", tmp_path / "out.jsonl"
@@ -290,6 +298,64 @@ def test_secrets_never_reach_output_summary_or_stderr(
     assert sent["Authorization"] == "[redacted]" and sent["X-Auth-Token"] == "[redacted]"
     assert sent["X-Plain"] == "[redacted]"
     assert lit_rec["json"]["headers"]["X-API-Key"] == "[redacted]"
+
+
+def test_env_vars_in_the_url_and_params_are_sent_filled_and_written_redacted(
+    mock_server: MockServer, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    req, out = files
+    url = mock_server.url
+    token, other = unique("url-token"), unique("param-token")
+    write_lines(req, [
+        {"id": "obj", "url": f"{url}/echo?id=${{URL_TOKEN}}&plain=1",
+         "params": {"p": "${PARAM_TOKEN}", "q": "visible"}},
+        f"{url}/echo?id=${{URL_TOKEN}}-plain",
+    ])
+    summary = tmp_path / "s.json"
+    env = {"URL_TOKEN": token, "PARAM_TOKEN": other}
+    result = run([str(req), "-o", str(out), "--summary-json", str(summary)], env=env)
+    assert result.exit_code == 0, result.output
+    # the server got the values (it counts requests under their ?id=)
+    by_id = mock_server.stats()["by_id"]
+    assert by_id.get(token) == 1 and by_id.get(f"{token}-plain") == 1
+    obj, plain = records(out)
+    assert obj["json"]["query"] == {"id": "[redacted]", "plain": "1", "p": "[redacted]",
+                                    "q": "visible"}
+    assert plain["json"]["query"] == {"id": "[redacted]-plain"}
+    everything = out.read_text() + summary.read_text() + result.output
+    assert token not in everything and other not in everything
+
+
+def test_env_values_in_the_url_are_redacted_from_error_messages(
+    files: tuple[Path, Path]
+) -> None:
+    req, out = files
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    write_lines(req, ["http://127.0.0.1:${CLOSED_PORT}/x"])
+    result = run([str(req), "-o", str(out)], env={"CLOSED_PORT": port})
+    assert result.exit_code == 1
+    (rec,) = records(out)
+    assert "127.0.0.1:[redacted]" in rec["error"]["message"]
+    assert port not in out.read_text() + result.output
+    # and from input errors, where the value makes the URL invalid
+    result = run([str(req), "-o", str(out)], env={"CLOSED_PORT": "12x34"})
+    assert result.exit_code == 2 and "not a valid URL" in result.stderr
+    assert "12x34" not in result.stderr
+
+
+def test_relative_urls_go_to_the_base_url(mock_server: MockServer,
+                                          files: tuple[Path, Path]) -> None:
+    req, out = files
+    write_lines(req, ["/todos/4", {"id": "e", "url": "/echo?x=1"}])
+    result = run([str(req), "-o", str(out), "--base-url", mock_server.url])
+    assert result.exit_code == 0, result.output
+    todo, echo = records(out)
+    assert todo["json"]["id"] == 4 and echo["json"]["path"] == "/echo"
+    result = run([str(req), "-o", str(out)])
+    assert result.exit_code == 2
+    assert f"{req}:1: is a path, not a URL: give --base-url to send it" in result.stderr
 
 
 class Redirector:

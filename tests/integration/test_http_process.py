@@ -23,6 +23,14 @@ from fanout.mock import MockServer
 MakeServer = Callable[..., MockServer]
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fanout http honours HTTP(S)_PROXY: requests to the loopback servers here go direct."""
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 def write_requests(path: Path, url: str, n: int, prefix: str) -> list[str]:
     ids = [f"{prefix}{i}" for i in range(n)]
     with path.open("w") as fh:
@@ -238,7 +246,9 @@ def test_a_signal_before_sending_exits_cleanly_with_nothing_sent(
     proc.stdin.write(b"http://127.0.0.1:9/never\n")
     proc.stdin.flush()
     deadline = time.monotonic() + 30
-    while not list(spool_dir.iterdir()):  # it is copying standard input: handlers are on
+    # it is copying standard input: handlers are on (tempfile's first use also creates
+    # and removes a probe file there: wait for the spool itself)
+    while not list(spool_dir.glob("fanout-stdin-*")):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.005)
     proc.send_signal(signum)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -218,3 +219,44 @@ def test_small_inputs_are_kept_parsed_and_big_ones_streamed_the_same() -> None:
                                  "HTTP://H/x", "http://h.example", "http://h:65535"])
 def test_unusual_but_valid_urls_pass(url: str) -> None:
     assert parse(json.dumps({"url": url})).url == url
+
+
+def test_env_vars_fill_the_url_and_params_and_become_secrets() -> None:
+    spec = parse('{"url": "http://h/${TEAM}/x?key=${API_KEY}", '
+                 '"params": {"k": "${API_KEY}", "n": 3, "t": ["${TEAM}", "b"]}}')
+    assert spec.url == "http://h/blue/x?key=sk-test-123456"
+    assert spec.params == [("k", "sk-test-123456"), ("n", 3), ("t", "blue"), ("t", "b")]
+    assert set(spec.secrets) == {"sk-test-123456", "blue"}
+    # a plain URL line and a JSON string line too
+    assert parse("http://h/?k=${API_KEY}").url == "http://h/?k=sk-test-123456"
+    assert parse('"http://h/?k=${API_KEY}"').secrets == ("sk-test-123456",)
+
+
+def test_a_line_without_env_vars_shares_the_context_secrets() -> None:
+    context = ctx("Authorization: Bearer ${API_KEY}")
+    assert parse('{"url": "http://h/x", "params": {"a": "b"}}', context=context).secrets \
+        is context.secrets
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"url": "http://h/${NOPE_VAR}"}', '"url" uses ${NOPE_VAR}, but environment variable'),
+        ("http://h/${NOPE_VAR}", '"url" uses ${NOPE_VAR}'),
+        ('{"url": "http://h", "params": {"q": "${NOPE_VAR}"}}', '"params"."q" uses ${NOPE_VAR}'),
+    ],
+)
+def test_unset_env_vars_in_url_or_params_name_where(line: str, expected: str) -> None:
+    assert expected in error_of(line)
+
+
+def test_a_url_made_invalid_by_a_value_does_not_show_the_value() -> None:
+    message = error_of('{"url": "http://h:${API_KEY}/x"}')
+    assert "not a valid URL" in message and "sk-test-123456" not in message
+
+
+def test_relative_urls_need_a_base_url() -> None:
+    assert "or, with --base-url, a path" in error_of('{"url": "/v1/x"}')
+    based = replace(ctx(), base_url="http://127.0.0.1:8000/")
+    assert parse('{"url": "/v1/x?a=1"}', context=based).url == "http://127.0.0.1:8000/v1/x?a=1"
+    assert parse("/todos/1", context=based).url == "http://127.0.0.1:8000/todos/1"

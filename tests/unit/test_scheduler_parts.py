@@ -202,16 +202,61 @@ def test_concurrent_async_takes_get_disjoint_consecutive_runs() -> None:
     async def main() -> list[tuple[int, list[int]]]:
         inp = Input(numbers())
         assert await inp.peek() == (0,)
-        runs = await asyncio.gather(*(inp.take(7) for _ in range(20)))
+        runs: list[tuple[int, list[int]]] = []
+
+        async def taker() -> None:
+            while not inp.exhausted:
+                runs.append(await inp.take(7))
+
+        await asyncio.gather(*(taker() for _ in range(5)))
         assert inp.exhausted and inp.total == 100
-        return list(runs)
+        await inp.aclose()
+        return runs
 
     runs = asyncio.run(main())
     seen = []
-    for first, items in sorted(runs):
+    for first, items in sorted(r for r in runs if r[1]):
+        assert 1 <= len(items) <= 7
         assert items == list(range(first, first + len(items)))
         seen.extend(items)
     assert seen == list(range(100))
+
+
+def test_an_async_take_returns_what_has_arrived_without_waiting_to_fill() -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def slow() -> AsyncIterator[int]:
+            yield 0
+            await release.wait()
+            yield 1
+
+        inp = Input(slow())
+        assert await asyncio.wait_for(inp.take(10), 1) == (0, [0])
+        pending = asyncio.ensure_future(inp.take(10))
+        await asyncio.sleep(0.01)
+        assert not pending.done()  # nothing has arrived: it waits for one item
+        release.set()
+        assert await asyncio.wait_for(pending, 1) == (1, [1])
+        assert await inp.take(10) == (2, []) and inp.exhausted
+        await inp.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_async_source_that_breaks_stops_the_takes_with_its_error() -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 0
+        raise OSError("the source broke")
+
+    async def main() -> None:
+        inp = Input(broken())
+        assert await inp.take(5) == (0, [0])
+        with pytest.raises(OSError, match="the source broke"):
+            await inp.take(5)
+        await inp.aclose()
+
+    asyncio.run(main())
 
 
 # --------------------------------------------------------------------- batching

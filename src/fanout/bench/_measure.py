@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import psutil
 
+from fanout._classify import cores, gil_enabled
+
 T = TypeVar("T")
 
 SAMPLE_INTERVAL = 0.01
@@ -37,24 +39,11 @@ def fanout_version() -> str:
         return "unknown"
 
 
-def cpu_count() -> int:
-    """Cores this process may run on (the affinity mask, not the whole machine)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
-def gil_enabled() -> bool:
-    probe = getattr(sys, "_is_gil_enabled", None)
-    return True if probe is None else bool(probe())
-
-
 def machine_info() -> dict[str, Any]:
     """The header of a bench: cores, Python version and build, GIL on or off."""
     free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     return {
-        "cores": cpu_count(),
+        "cores": cores(),
         "logical_cpus": os.cpu_count(),
         "memory_bytes": psutil.virtual_memory().total,
         "platform": platform.platform(),
@@ -239,5 +228,5 @@ def measure(fn: Callable[[], T], helpers: list[int] | None = None) -> tuple[T, U
     others -= helpers_after - helpers_before
     share = None
     if wall >= OTHERS_MIN_WALL_S:
-        share = min(1.0, max(0.0, others / (wall * cpu_count())))
+        share = min(1.0, max(0.0, others / (wall * cores())))
     return value, Usage(wall, cpu, peak, sampler.peak_threads, sampler.peak_processes, share)

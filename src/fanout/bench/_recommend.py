@@ -12,21 +12,17 @@
 
 The kind and the one-line reason come from the measured character of the work
 when one call runs alone (its CPU share of the wall time, its duration) and
-each mode's best speedup over that: "overhead-bound" (tiny calls, nothing
-gains), "cpu-bound", "io-bound"; "memory-bound" when no call ran alone (every
-mode at one high concurrency: what separates them is memory and start-up).
+each mode's best speedup over that, classified by ``fanout._classify`` (the
+same code and thresholds ``mode="auto"`` uses): "overhead-bound" (tiny calls,
+nothing gains), "cpu-bound", "io-bound"; "memory-bound" when no call ran alone
+(every mode at one high concurrency: what separates them is memory and start-up).
 """
 
 from __future__ import annotations
 
+from fanout._classify import NO_GAIN, kind_of
 from fanout.bench._model import MODES, Cell, Recommendation
 
-#: CPU time over wall time, when a call runs alone, above which work is CPU-bound
-CPU_BOUND_SHARE = 0.5
-#: below this per-call time the hand-off between workers dominates
-TINY_CALL_S = 0.0005
-#: a speedup under this is "nothing gained"
-NO_GAIN = 1.3
 MEMORY_RATIO = 2.0
 MEMORY_MIN_BYTES = 32 * 1024 * 1024
 MODE_LABEL = {
@@ -144,12 +140,13 @@ def _kind_and_reason(
     per_call = baseline.wall.median / baseline.items
     speedups = _speedups(ok, baseline)
     best_gain = best.throughput.median / baseline.throughput.median
-    if per_call < TINY_CALL_S and best_gain < NO_GAIN:
-        return "overhead-bound", (
+    kind = kind_of(share, per_call, best_gain=best_gain)
+    if kind == "overhead-bound":
+        return kind, (
             f"tiny calls ({per_call * 1e6:.0f} µs each): {speedups} — "
             "handing work to workers costs about as much as the work"
         )
-    if share >= CPU_BOUND_SHARE:
+    if kind == "cpu-bound":
         threads = [c.throughput.median for c in ok if c.mode == "thread"]
         thread_gain = max(threads) / baseline.throughput.median if threads else None
         why = ""

@@ -8,13 +8,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
-from fanout.bench._measure import cpu_count, gil_enabled, machine_info
+from fanout._classify import cores, gil_enabled
+from fanout.bench._measure import machine_info
 from fanout.bench._model import BenchReport, Cell, WorkloadReport
 from fanout.bench._recommend import recommend
 from fanout.bench._workloads import Planned, Workload
@@ -26,7 +26,21 @@ BUILTIN_CELL_TIMEOUT_S = 180.0
 #: how long to watch the machine's CPU use before starting
 BUSY_PROBE_S = 0.5
 
-Progress = Callable[[str, Planned, int, int], None]
+
+
+@dataclass
+class BenchProgress:
+    """Where a bench run is, for a progress display reading it from its own thread: cells
+    finished (``failed``: of those, the ones that failed) of all the planned cells, and
+    the one running."""
+
+    total: int | None = None
+    done: int = 0
+    failed: int = 0
+    current: str = ""
+
+    def details(self) -> str:
+        return self.current
 
 
 @dataclass(frozen=True)
@@ -133,23 +147,31 @@ def run_workload(
     workload: Workload,
     config: BenchConfig,
     cores: int,
-    progress: Progress | None = None,
+    progress: BenchProgress | None = None,
 ) -> WorkloadReport:
     """Plan, run and summarise one workload, with its recommendation."""
     report = WorkloadReport(workload.name, workload.description, workload.theoretical_min)
     planned, report.skipped = workload.plan(config.modes, config.levels, cores, config.quick)
+    progress = progress or BenchProgress()
     try:
+        progress.current = f"{workload.name}: setting up"
         with workload.setup(config.quick) as params:
             report.notes = sorted(
                 {note for mode in config.modes if (note := workload.note(mode, params))}
             )
-            for index, plan in enumerate(planned):
-                if progress is not None:
-                    progress(workload.name, plan, index, len(planned))
+            for plan in planned:
+                progress.current = f"{workload.name}: {plan.mode} at {plan.concurrency:,}"
                 timeout = BUILTIN_CELL_TIMEOUT_S if workload.builtin else CELL_TIMEOUT_S
-                report.cells.append(run_cell(workload, params, plan, config, timeout))
+                cell = run_cell(workload, params, plan, config, timeout)
+                report.cells.append(cell)
+                if not cell.ok:
+                    progress.failed += 1
+                progress.done += 1
     except Exception as exc:  # the mock server or the temp files could not be set up
         report.error = f"{type(exc).__name__}: {exc}"
+        unrun = len(planned) - len(report.cells)  # the workload's cells that never ran
+        progress.failed += unrun
+        progress.done += unrun
         return report
     t1 = per_item_seconds(report.cells)
     for cell in report.cells:
@@ -159,15 +181,23 @@ def run_workload(
 
 
 def run_bench(
-    workloads: list[Workload], config: BenchConfig, progress: Progress | None = None
+    workloads: list[Workload], config: BenchConfig, progress: BenchProgress | None = None
 ) -> BenchReport:
-    """Every workload in turn; the report carries the machine header and total time."""
+    """Every workload in turn; the report carries the machine header and total time.
+    ``progress`` is kept up to date as cells finish."""
     start = time.perf_counter()
+    n_cores = cores()
+    progress = progress or BenchProgress()
+    progress.total = sum(
+        len(w.plan(config.modes, config.levels, n_cores, config.quick)[0]) for w in workloads
+    )
+    progress.current = "measuring how busy the machine is"
     machine = machine_info()
     # before we add any load of our own: a busy machine makes every number noisy
     machine["cpu_busy_at_start"] = psutil.cpu_percent(interval=BUSY_PROBE_S)
     report = BenchReport(machine, config.to_json())
     for workload in workloads:
-        report.workloads.append(run_workload(workload, config, cpu_count(), progress))
+        report.workloads.append(run_workload(workload, config, n_cores, progress))
+    progress.current = ""
     report.total_s = time.perf_counter() - start
     return report

@@ -8,7 +8,8 @@ Subcommands live in their own modules and are imported only when invoked, so
 are not imported until a command needs them).
 
 Exit codes: 0 all succeeded; 1 finished, some items failed; 2 usage or input
-error (nothing run); 74 output not writable; 130 interrupted (143 on SIGTERM).
+error (nothing run); 74 output not writable; 130 interrupted (143 on SIGTERM);
+141 the reader of standard output went away (``fanout ... | head``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 
 import click
 
+from fanout.cli._util import exit_broken_pipe
+
 # name -> "module:attribute" of a click.Command
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("fanout.cli._run:run_command", "Call MODULE:FUNCTION on every JSON line of a file."),
+    "run": ("fanout.cli._run:run_command", "Call MODULE:FUNCTION on every item of a file."),
     "http": ("fanout.cli._http:http_command", "Send a JSONL batch of HTTP requests."),
     "mock-server": (
         "fanout.cli._mock_server:mock_server_command", "Run the embedded mock API server."
@@ -59,10 +62,15 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``fanout`` console script.
 
     Usage errors are one line, ``Error: what (try 'fanout run --help')``,
-    rather than click's usage block.
+    rather than click's usage block. Bare ``fanout`` prints the help (exit 0).
     """
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        with click.Context(cli, info_name="fanout") as ctx:
+            click.echo(ctx.get_help())
+        sys.exit(0)
     try:
-        return cli.main(args=argv, prog_name="fanout", standalone_mode=False)
+        return cli.main(args=args, prog_name="fanout", standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         click.echo(f"Error: {exc.format_message()}{hint}", err=True)
@@ -74,9 +82,8 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("Error: aborted", err=True)
         sys.exit(130)
     except BrokenPipeError:
-        # `fanout ... | head`: the reader went away; leave quietly like click does.
-        sys.stderr.close()
-        sys.exit(0)
+        # `fanout ... | head`: the reader went away; leave quietly, like `seq | head`.
+        exit_broken_pipe()
 
 if __name__ == "__main__":
     main()

@@ -140,6 +140,12 @@ def _sample_file(values: list[Any]) -> Iterator[str]:
 @click.option(
     "--plot", "plot_path", metavar="FILE.png", help="Draw throughput against concurrency."
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show which cell runs, of how many, on stderr [default: on a terminal]; "
+    "to a file or pipe, a line every 10 s (FANOUT_PROGRESS_INTERVAL).",
+)
 def bench_command(
     target: str | None,
     items_path: str | None,
@@ -151,6 +157,7 @@ def bench_command(
     quick: bool,
     json_path: str | None,
     plot_path: str | None,
+    progress: bool | None,
 ) -> None:
     """Measure sequential, thread, async and process mode side by side.
 
@@ -182,7 +189,8 @@ def bench_command(
         if items_path is not None:
             die("--items needs MODULE:FUNCTION: fanout bench mypkg.jobs:score --items x.jsonl")
         names = _names("--workloads", workloads, WORKLOAD_NAMES) if workloads else WORKLOAD_NAMES
-        _run(config, [BUILTINS[name] for name in names], json_path, plot_path, user=False)
+        workload_list = [BUILTINS[name] for name in names]
+        _run(config, workload_list, json_path, plot_path, progress=progress, user=False)
         return
     if workloads is not None:
         die("--workloads picks built-in workloads; leave it out with MODULE:FUNCTION")
@@ -196,7 +204,7 @@ def bench_command(
     with _sample_file(values) as sample_path:
         workload = UserWorkload(target, sample_path, len(values))
         workload.description = f"{target} on {len(values)} of the items in {items_path}"
-        _run(config, [workload], json_path, plot_path, user=True)
+        _run(config, [workload], json_path, plot_path, progress=progress, user=True)
 
 
 def _run(
@@ -204,34 +212,31 @@ def _run(
     workloads: list[Workload],
     json_path: str | None,
     plot_path: str | None,
+    *,
+    progress: bool | None,
     user: bool,
 ) -> None:
-    from rich.console import Console
-
+    from fanout._progress import Progress, want_progress
     from fanout.bench._report import make_console, render, write_json
-    from fanout.bench._runner import run_bench
-    from fanout.bench._workloads import Planned
+    from fanout.bench._runner import BenchProgress, run_bench
 
-    status_console = Console(stderr=True)
-    progress = None
-    status = None
-    if status_console.is_terminal:
-        status = status_console.status("starting")
-
-        def progress(name: str, cell: Planned, index: int, total: int) -> None:
-            assert status is not None
-            status.update(f"{name}: {cell.mode} at {cell.concurrency:,} ({index + 1}/{total})")
-
-        status.start()
+    where = BenchProgress()
     try:
-        report = run_bench(workloads, config, progress)
+        display = Progress(where, "bench") if want_progress(progress) else None
+    except ValueError as exc:  # FANOUT_PROGRESS_INTERVAL is not a number of seconds
+        die(str(exc))
+    if display is not None:
+        display.start()
+    try:
+        report = run_bench(workloads, config, where)
     except KeyboardInterrupt:
-        if status is not None:
-            status.stop()
+        report = None
+    finally:
+        if display is not None:
+            display.stop()
+    if report is None:
         click.echo("interrupted: no results written", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    if status is not None:
-        status.stop()
     render(report, make_console())
     if json_path:
         write_json(report, json_path)

@@ -12,36 +12,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
 
 import fanout
-from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
+from fanout._journal import (
+    CorruptJournal,
+    Journal,
+    JournalError,
+    LineWriter,
+    Scan,
+    drop_records,
+    open_journal,
+)
 from fanout._loop import new_event_loop
 from fanout.cli._util import (
-    EXIT_FAILURES,
-    EXIT_OK,
     EXIT_OUTPUT,
+    RunStop,
     Signals,
+    check_output_paths,
     die,
+    exit_broken_pipe,
     open_input,
-    signal_exit_code,
+    refuse_same_file,
+    resume_command,
+    skip_bom,
+    write_summary_json,
 )
 from fanout.http._client import HttpClient, is_retryable
-from fanout.http._record import RecordMaker
+from fanout.http._proxy import Proxies, ProxyError
+from fanout.http._record import (
+    BatchRecordMaker,
+    RecordMaker,
+    batch_failures,
+    holds_batch_lines,
+)
 from fanout.http._spec import (
+    FORMATS,
     Checked,
     Context,
     InputError,
@@ -49,6 +66,9 @@ from fanout.http._spec import (
     RequestSpec,
     SpecError,
     cached_specs,
+    check_base_url,
+    detect_format,
+    for_format,
     iter_specs,
     make_context,
     validate,
@@ -102,50 +122,6 @@ def parse_size(text: str | None) -> int | None:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
-@dataclass
-class _Stop:
-    signum: int | None = None
-    error: JournalError | None = None
-
-
-class _Writer:
-    """Collects finished lines and writes them in one go once per loop turn, so a
-    record reaches the file as soon as order allows without a syscall per record."""
-
-    def __init__(self, journal: Journal, loop: asyncio.AbstractEventLoop,
-                 on_error: Any) -> None:
-        self._journal = journal
-        self._loop = loop
-        self._on_error = on_error
-        self._pending: list[bytes] = []
-        self._scheduled = False
-        self.failed = False
-
-    def add(self, line: bytes) -> None:
-        self._pending.append(line)
-        if not self._scheduled and not self.failed:
-            self._scheduled = True
-            self._loop.call_soon(self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        try:
-            self.flush()
-        except JournalError as exc:
-            self._on_error(exc)
-
-    def flush(self) -> None:
-        if not self._pending or self.failed:
-            return
-        data = b"".join(self._pending)
-        self._pending = []
-        try:
-            self._journal.write(data)
-        except JournalError:
-            self.failed = True
-            raise
-
-
 class _Items:
     """The requests to send, re-read from the (validated) input; knows its length
     so the progress bar has a total."""
@@ -166,6 +142,7 @@ class _Items:
             yield from cached_specs(self._checked, self._done)
             return
         with open(self._path, "rb") as handle:
+            skip_bom(handle)
             yield from iter_specs(handle, self._ctx, self._checked, self._done)
 
 
@@ -192,54 +169,37 @@ class _Settings:
     summary_json: str | None
     progress: bool | None
     insecure: bool
+    proxies: Proxies
+    #: ``auto``, ``fanout`` or ``openai`` (``ctx.format`` is the one in use)
+    input_format: str
+    base_url: str | None
 
 
 async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Settings,
-                summary: Summary, stop: _Stop) -> None:
+                summary: Summary, stop: RunStop) -> None:
     """Run the batch; a signal or a write error stops it gracefully: nothing new
     starts, calls in flight are cancelled, and what finished is still written."""
     loop = asyncio.get_running_loop()
-    halt = asyncio.Event()
-
-    def on_signal(signum: int) -> None:
-        if stop.signum is not None:
-            # a second signal while winding down: leave at once
-            os._exit(signal_exit_code(signum))
-        stop.signum = signum
-        halt.set()
-
-    def on_write_error(exc: JournalError) -> None:
-        if stop.error is None:
-            stop.error = exc
-            halt.set()
-
-    writer = _Writer(journal, loop, on_write_error)
-    maker = RecordMaker(include_headers=opts.include_headers)
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signum, on_signal, signum)
-            installed.append(signum)
+    writer = LineWriter(journal, loop, stop.on_write_error)
+    maker = (BatchRecordMaker() if opts.ctx.format == "openai"
+             else RecordMaker(include_headers=opts.include_headers))
     # Result batches as they finish: one iteration step per burst, not per request.
     batches = fanout.aimap_batches(
         client, items, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
         timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable, rate=opts.rate,
-        progress=opts.progress, max_retry_after=opts.max_retry_after, stop=halt,
+        progress=opts.progress, max_retry_after=opts.max_retry_after, stop=stop.event,
     )
     try:
-        async with contextlib.aclosing(batches):
-            async for batch in batches:
-                if writer.failed:
-                    continue  # the output refused a write: just let the run wind down
-                for result in batch:
-                    writer.add(maker.line(result))
-                    summary.add(result)
-        writer.flush()
-    except JournalError as exc:
-        stop.error = exc
+        with stop.signals_on(loop):
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    if writer.failed:
+                        continue  # the output refused a write: just let the run wind down
+                    for result in batch:
+                        writer.add(maker.line(result))
+                        summary.add(result)
+            writer.flush()
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
         await client.aclose()
 
 
@@ -295,6 +255,17 @@ def _spool_stdin() -> str:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
+@click.option("--proxy", default=None, metavar="URL",
+              help="Send every request through this proxy, http://[user:pass@]host:port "
+                   "('' for none). Default: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY from the "
+                   "environment; NO_PROXY applies to both.")
+@click.option("--format", "input_format", type=click.Choice(["auto", *FORMATS]),
+              default="auto", show_default=True,
+              help="Line format of INPUT and OUTPUT: fanout's, or the OpenAI Batch API's "
+                   "(auto: told from the first line).")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Resolve relative URLs (/v1/chat/completions) against this. OpenAI "
+                   "Batch input: default $OPENAI_BASE_URL, else https://api.openai.com.")
 def http_command(
     input_path: str,
     output: str,
@@ -314,6 +285,9 @@ def http_command(
     summary_json: str | None,
     progress: bool | None,
     insecure: bool,
+    proxy: str | None,
+    input_format: str,
+    base_url: str | None,
 ) -> None:
     """Send one HTTP request per line of INPUT.jsonl ('-' for standard input); write one
     JSON record per request to OUTPUT.jsonl.
@@ -323,7 +297,19 @@ def http_command(
       {"id": "q1", "method": "POST", "url": "https://...", "headers": {...},
        "params": {...}, "json": {...}}      ("data" for a raw body)
     or a JSON string or a plain URL (a GET). "id" defaults to the line number.
-    Header values may use ${VAR} from the environment; they are never written out.
+    Header values, the URL and "params" values may use ${VAR} from the environment;
+    those values are never written out.
+
+    \b
+    An OpenAI Batch input file works as it is:
+      {"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions",
+       "body": {...}}
+    and then each output line is a Batch output line:
+      {"id": "batch_req_...", "custom_id": "r1", "response": {"status_code": 200,
+       "request_id": "...", "body": {...}}, "error": null}
+    ("response": null and "error": {"code", "message"} when no answer came).
+    Authorization: Bearer ${OPENAI_API_KEY} is sent when that variable is set and
+    no -H Authorization is given. --resume goes by "custom_id".
 
     \b
     Exit codes: 0 all succeeded; 1 some failed (all recorded); 2 bad usage or input
@@ -344,19 +330,14 @@ def http_command(
             die(str(exc))
     label = "<stdin>" if input_path == "-" else input_path
     try:
-        ctx = make_context(label, list(headers), os.environ)
-    except SpecError as exc:
+        proxies = Proxies.from_settings(proxy)
+        if base_url is not None:
+            check_base_url(base_url, "--base-url")
+        ctx = make_context(label, list(headers), os.environ, proxies.secrets)
+    except (SpecError, ProxyError) as exc:
         die(str(exc))
-    if output != "-":
-        parent = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(parent):
-            die(f"{output}: output directory {parent} does not exist")
-        if os.path.isdir(output):
-            die(f"{output}: is a directory, expected a file")
-    if summary_json is not None and not os.path.isdir(
-        os.path.dirname(os.path.abspath(summary_json))
-    ):
-        die(f"{summary_json}: directory of --summary-json does not exist")
+    check_output_paths(output, summary_json)
+    refuse_same_file(input_path, output, summary_json)
 
     signals = Signals()
     spooled = None
@@ -373,9 +354,10 @@ def http_command(
                     unordered=unordered, include_headers=include_headers, resume=resume,
                     retry_failed=retry_failed, skip_invalid=skip_invalid,
                     summary_json=summary_json, progress=progress, insecure=insecure,
+                    proxies=proxies, input_format=input_format, base_url=base_url,
                 )
                 started = time.perf_counter()
-                checked, journal, found = _prepare(opts)
+                opts, checked, journal, found = _prepare(opts)
             except KeyboardInterrupt:
                 die("interrupted before anything was sent", signals.exit_code)
         _run(opts, checked, journal, found, started)
@@ -391,21 +373,52 @@ def _early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def _prepare(opts: _Settings) -> tuple[Checked, Journal, Scan]:
-    """Validate the input, then open (and on --resume repair) the output."""
+def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
+    """Tell the input's format and validate it, then open (and on --resume repair)
+    the output; the settings come back with the context for that format."""
     with open_input(opts.source, label=opts.label, binary=True) as handle:
+        fmt, line = opts.input_format, None
+        if fmt == "auto":
+            fmt, line = detect_format(handle)
+            handle.seek(0)
+        try:
+            opts = replace(opts, ctx=for_format(opts.ctx, fmt, line, opts.base_url))
+        except SpecError as exc:
+            die(str(exc))
+        if fmt == "openai" and opts.include_headers:
+            given = "--format openai" if line is None else f"{opts.label} (an OpenAI Batch input)"
+            die(f"--include-headers: the OpenAI Batch output of {given} has no headers field")
+        skip_bom(handle)
         try:
             checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
         except InputError as exc:
             die(str(exc))
     try:
-        journal, found = open_journal(opts.output, resume=opts.resume,
-                                      drop_failed=opts.retry_failed)
+        journal, found = _open_output(opts)
     except CorruptJournal as exc:
         die(str(exc))
     except JournalError as exc:
         die(f"cannot write output {exc}", EXIT_OUTPUT)
-    return checked, journal, found
+    return opts, checked, journal, found
+
+
+def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
+    """``open_journal`` keyed on the format's id field (``custom_id`` for Batch output)."""
+    key = opts.ctx.id_field
+    if opts.ctx.format != "openai" or not opts.resume:
+        if opts.resume and holds_batch_lines(opts.output):
+            raise CorruptJournal(opts.output, "holds OpenAI Batch output lines; resume it "
+                                 "with its Batch input, or write to another output file")
+        return open_journal(opts.output, resume=opts.resume, drop_failed=opts.retry_failed,
+                            key=key)
+    # a Batch output line has no "ok": which records failed is read from their status
+    failed = batch_failures(opts.output)
+    if failed and opts.retry_failed:
+        drop_records(opts.output, failed, key)
+        failed = set()
+    journal, found = open_journal(opts.output, resume=True, key=key)
+    found.failed = failed & found.done
+    return journal, found
 
 
 def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
@@ -416,8 +429,9 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
                       kept_failed=len(found.failed))
     client = HttpClient(concurrency=opts.concurrency,
                         retry_statuses=opts.statuses, max_body=opts.max_body,
-                        include_headers=opts.include_headers, verify_tls=not opts.insecure)
-    stop = _Stop()
+                        include_headers=opts.include_headers, verify_tls=not opts.insecure,
+                        proxies=opts.proxies, request_ids=opts.ctx.format == "openai")
+    stop = RunStop()
     try:
         if todo:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
@@ -430,35 +444,26 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
     _finish(opts, summary, found.failed, stop, wall)
 
 
-def _finish(opts: _Settings, summary: Summary, kept_failed: set[Any], stop: _Stop,
+def _finish(opts: _Settings, summary: Summary, kept_failed: set[Any], stop: RunStop,
             wall: float) -> None:
-    if stop.error is not None:
-        code = EXIT_OUTPUT
-    elif stop.signum is not None:
-        code = signal_exit_code(stop.signum)
-    elif summary.failed or kept_failed:
-        code = EXIT_FAILURES
-    else:
-        code = EXIT_OK
-    interrupted = signal.Signals(stop.signum).name if stop.signum is not None else None
+    code = stop.exit_code(failures=bool(summary.failed or kept_failed))
+    interrupted = stop.interrupted
     if opts.summary_json is not None:
-        document = summary.as_dict(wall, exit_code=code, interrupted=interrupted)
-        try:
-            with open(opts.summary_json, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, indent=2)
-                fh.write("\n")
-        except OSError as exc:
-            die(f"{opts.summary_json}: cannot write summary ({exc.strerror})", EXIT_OUTPUT)
+        write_summary_json(opts.summary_json,
+                           summary.as_dict(wall, exit_code=code, interrupted=interrupted))
+    if stop.broken_pipe:
+        exit_broken_pipe()
+    resume = f"rerun with: {resume_command()}" if opts.output != "-" else ""
     if stop.error is not None:
         full = stop.error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
         hint = "free space (or raise the file size limit), then " if full else ""
-        die(f"cannot write output {stop.error}; stopped sending: {hint}rerun with --resume",
-            EXIT_OUTPUT)
+        die(f"cannot write output {stop.error}; stopped sending"
+            + (f": {hint}{resume}" if resume else ""), EXIT_OUTPUT)
     click.echo(summary.render(wall, interrupted=interrupted), err=True)
     if kept_failed:
         click.echo(f"  {len(kept_failed)} failed records kept from before "
                    "(--resume --retry-failed redoes them)", err=True)
     if interrupted:
-        click.echo("finished records are in the output; rerun with --resume to do the rest",
-                   err=True)
+        where = f"{opts.output}; {resume}" if resume else "standard output"
+        click.echo(f"finished records are in {where}", err=True)
     sys.exit(code)

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
-from typing import Any
 
 from fanout._errors import ConfigError
 from fanout.executors._base import Executor, Stop
-from fanout.executors._calls import is_async_callable
 
 #: mode name -> "module:Class" of its executor
 _REGISTRY: dict[str, str] = {
@@ -43,7 +40,6 @@ __all__ = [
     "executor_class",
     "executor_class_named",
     "new_executor",
-    "resolve_mode",
 ]
 
 
@@ -54,14 +50,6 @@ def check_mode(mode: object) -> str:
     close = difflib.get_close_matches(str(mode), MODES, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(f"mode {mode!r} is not known; expected one of: {', '.join(MODES)}{hint}")
-
-
-def resolve_mode(mode: str, fn: Callable[..., Any]) -> str:
-    """A registered mode for ``mode``: ``"auto"`` is async for coroutine functions,
-    thread otherwise."""
-    if mode == "auto":
-        return "async" if is_async_callable(fn) else "thread"
-    return mode
 
 
 def executor_class(mode: str) -> type[Executor]:

@@ -7,6 +7,7 @@ retries, per-call deadlines, ordering, cancellation, progress and output.
 
 The life of an executor in one run::
 
+    executor.warm_up(fn, workers)                # sync API only, in the caller's thread
     executor.prepare(fn, concurrency, timeout)   # check the function, set up
     executor.check_item(first_item)              # refuse an item before anything runs
     outcome = await executor.submit(items)       # any number of times, concurrently
@@ -80,6 +81,11 @@ class Executor(ABC):
         cannot run here. ``timeout`` is the per-call deadline the orchestrator
         will enforce, for executors that must pick where calls run accordingly.
         """
+
+    def warm_up(self, fn: Callable[..., Any], workers: int) -> None:  # noqa: B027 - optional
+        """Called by the sync API from the caller's thread before it starts its event
+        loop thread: a chance to start ``workers`` workers while the program may still
+        run a single thread (forking is then safe and fast)."""
 
     def check_item(self, item: Any) -> None:  # noqa: B027 - optional hook
         """Raise ``fanout.ConfigError`` before anything runs if ``item`` cannot be run here."""

@@ -2,9 +2,12 @@
 
 Not a second engine: one async callable per request, plus a reader and a writer.
 
-    _spec.py     the input: line forms, validation (streamed), ``${VAR}`` headers
+    _spec.py     the input: line forms (fanout's, OpenAI Batch), validation
+                 (streamed), ``${VAR}`` in headers, URL and params
     _client.py   the async callable (aiohttp, one session), redirects, retry hints
-    _record.py   the output record of one request, secrets scrubbed
+    _proxy.py    which proxy a request goes through (--proxy, HTTPS_PROXY, NO_PROXY)
+    _record.py   the output record of one request (or its Batch output line),
+                 secrets scrubbed
     _redact.py   which headers are secrets, and scrubbing their values out
     _summary.py  counts, latency percentiles, the end-of-run summary
     _tokens.py   token estimates of LLM requests, as the providers' limiters count them

@@ -8,6 +8,7 @@ deadline (which cancels this coroutine, wherever it is waiting) are the core's.
 Redirects are followed here, not by aiohttp: on a hop to another origin
 (scheme, host or port) or from https to http, every sensitive header is dropped
 before the request is sent (aiohttp, requests and urllib3 forward ``X-API-Key``).
+Each hop goes through the proxy ``Proxies.pick`` chooses for it (``_proxy``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from http import HTTPStatus
 import aiohttp
 from yarl import URL
 
+from fanout.http._proxy import DIRECT, Proxies
 from fanout.http._spec import InvalidLine, RequestSpec
 
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -32,7 +34,7 @@ _READ_CHUNK = 65536
 class Response:
     """What is kept of one HTTP response."""
 
-    __slots__ = ("body", "headers", "reason", "status", "truncated")
+    __slots__ = ("body", "headers", "reason", "request_id", "status", "truncated")
 
     def __init__(
         self,
@@ -41,12 +43,15 @@ class Response:
         headers: list[tuple[str, str]] | None,
         body: bytes,
         truncated: bool,
+        request_id: str | None = None,
     ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
         self.body = body
         self.truncated = truncated
+        #: the server's ``x-request-id`` header, when the client keeps it
+        self.request_id = request_id
 
 
 class HTTPStatusError(Exception):
@@ -108,10 +113,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 def is_retryable(exc: BaseException) -> bool:
     """The core's ``retry_on`` for exceptions without a ``retryable`` hint: connection
-    errors, resets and timeouts, for every method. A bad certificate or URL is final."""
+    errors, resets and timeouts, for every method. A bad certificate or URL is final,
+    and so is a proxy refusing a tunnel (407, 403) unless its status is worth a retry."""
     if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.InvalidURL,
                         aiohttp.ClientConnectorSSLError)):
         return False
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # a proxy refused the tunnel
+        return exc.status in DEFAULT_RETRY_STATUSES
     return isinstance(exc, (aiohttp.ClientError, OSError, TimeoutError, asyncio.TimeoutError))
 
 
@@ -129,7 +137,8 @@ class HttpClient:
 
     The aiohttp session is created on the first call, inside the running loop,
     with a connection pool of ``concurrency`` keep-alive connections; ``aclose()``
-    closes it.
+    closes it. ``proxies``: where requests go through (None: straight to the
+    server); ``request_ids``: keep each response's ``x-request-id`` header.
     """
 
     def __init__(
@@ -140,12 +149,16 @@ class HttpClient:
         max_body: int | None = None,
         include_headers: bool = False,
         verify_tls: bool = True,
+        proxies: Proxies | None = None,
+        request_ids: bool = False,
     ) -> None:
         self.concurrency = concurrency
         self.retry_statuses = frozenset(retry_statuses)
         self.max_body = max_body
         self.include_headers = include_headers
         self.verify_tls = verify_tls
+        self.proxies = proxies or None
+        self.request_ids = request_ids
         self._session: aiohttp.ClientSession | None = None
         self.__name__ = "http"  # the progress bar's label
 
@@ -185,13 +198,17 @@ class HttpClient:
         params = spec.params
         body_json, has_json, data = spec.json, spec.has_json, spec.data
         origin: URL | None = None
+        proxies = self.proxies
         for hop in range(MAX_REDIRECTS + 1):
+            proxy = proxies.pick(str(url)) if proxies is not None else DIRECT
             if has_json:
                 request = session.request(method, url, headers=headers, params=params,
-                                          json=body_json, allow_redirects=False)
+                                          json=body_json, allow_redirects=False,
+                                          proxy=proxy.url)
             else:
                 request = session.request(method, url, headers=headers, params=params,
-                                          data=data, allow_redirects=False)
+                                          data=data, allow_redirects=False,
+                                          proxy=proxy.url)
             async with request as resp:
                 status = resp.status
                 location = resp.headers.get("Location") if status in _REDIRECTS else None
@@ -241,7 +258,8 @@ class HttpClient:
                     truncated = True
             body = bytes(kept)
         headers = list(resp.headers.items()) if self.include_headers else None
-        return Response(resp.status, resp.reason or "", headers, body, truncated)
+        request_id = resp.headers.get("x-request-id") if self.request_ids else None
+        return Response(resp.status, resp.reason or "", headers, body, truncated, request_id)
 
     def _judge(self, resp: aiohttp.ClientResponse, response: Response) -> Response:
         """The response if its status is a success, else the HTTPStatusError to raise."""

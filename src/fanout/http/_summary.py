@@ -10,6 +10,7 @@ import math
 from collections import Counter
 from typing import Any
 
+from fanout._progress_rate import overall_rate_text
 from fanout._result import Result
 from fanout.http._spec import InvalidLine
 
@@ -111,11 +112,10 @@ class Summary:
 
     def render(self, wall: float, *, interrupted: str | None = None) -> str:
         """A few lines for stderr."""
-        rate = self.done / wall if wall > 0 else 0.0
         head = "interrupted" if interrupted else "done"
         lines = [
             f"{head}: {self.done} request{'' if self.done == 1 else 's'} in {wall:.2f}s "
-            f"({rate:,.1f}/s): "
+            f"({overall_rate_text(self.done, wall)}): "
             f"{self.ok} ok, {self.failed} failed, {self.retries} retries"
             + (f", {self.skipped} already in the output" if self.skipped else "")
         ]
