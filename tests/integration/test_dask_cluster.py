@@ -182,3 +182,18 @@ def test_the_environment_variable_is_enough(address: str, monkeypatch: pytest.Mo
     assert results.values() == list(range(20))
     with distributed.Client(address, set_as_default=False) as client:
         wait_until(lambda: client.run_on_scheduler(fanout_tasks) == 0)  # released
+
+
+def test_fanout_run_mode_dask_writes_one_line_per_item(address: str, tmp_path: Path) -> None:
+    (tmp_path / "items.jsonl").write_text("".join(f"[{i}, 0.0]\n" for i in range(30)))
+    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": address,
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fanout", "run", "dask_jobs:sleep_then_echo", "items.jsonl",
+         "-o", "out.jsonl", "--mode", "dask", "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(r["index"], r["ok"], r["value"]) for r in records] == [
+        (i, True, i) for i in range(30)]
