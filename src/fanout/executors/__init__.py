@@ -26,6 +26,7 @@ _REGISTRY: dict[str, str] = {
     "thread": "fanout.executors._thread:ThreadExecutor",
     "async": "fanout.executors._async:AsyncExecutor",
     "process": "fanout.executors._process:ProcessExecutor",
+    "dask": "fanout.executors._dask:DaskExecutor",
 }
 
 #: every value ``mode=`` accepts
