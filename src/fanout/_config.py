@@ -253,7 +253,7 @@ def configure(
     concurrency, auto_concurrency = _concurrency(get("concurrency"))
     given = concurrency
     if concurrency is None:
-        concurrency = cls.default_concurrency()
+        concurrency = (executor if executor is not None else cls()).default_concurrency()
     if cls.max_concurrency is not None:
         concurrency = min(concurrency, cls.max_concurrency)
 

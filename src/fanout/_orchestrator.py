@@ -41,7 +41,7 @@ from fanout._progress import Progress, want_progress
 from fanout._reorder import Reorder
 from fanout._result import Result
 from fanout._retry import RetryScheduler
-from fanout.executors import Executor, executor_class, new_executor
+from fanout.executors import Executor, new_executor
 from fanout.executors._calls import Outcome, failed, is_async_callable
 
 logger = logging.getLogger("fanout")
@@ -88,7 +88,7 @@ class Run:
         self._process_slots = 0
         if config.auto:
             self._process_slots = (config.concurrency_given
-                                   or executor_class("process").default_concurrency())
+                                   or new_executor("process").default_concurrency())
             slots = max(slots, self._process_slots)
         self._flow = Flow(
             concurrency=slots, rate=config.rate, auto=config.auto_concurrency,

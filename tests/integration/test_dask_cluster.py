@@ -184,13 +184,20 @@ def test_the_environment_variable_is_enough(address: str, monkeypatch: pytest.Mo
         wait_until(lambda: client.run_on_scheduler(fanout_tasks) == 0)  # released
 
 
-def test_fanout_run_mode_dask_writes_one_line_per_item(address: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["environment", "--scheduler"])
+def test_fanout_run_mode_dask_writes_one_line_per_item(
+    address: str, tmp_path: Path, how: str
+) -> None:
     (tmp_path / "items.jsonl").write_text("".join(f"[{i}, 0.0]\n" for i in range(30)))
-    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": address,
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    where = ["--scheduler", address]
+    if how == "environment":
+        env["DASK_SCHEDULER_ADDRESS"], where = address, []
     proc = subprocess.run(
         [sys.executable, "-m", "fanout", "run", "dask_jobs:sleep_then_echo", "items.jsonl",
-         "-o", "out.jsonl", "--mode", "dask", "--no-progress"],
+         "-o", "out.jsonl", "--mode", "dask", "--no-progress", *where],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fanout.bench._workloads import BUILTINS, MODES
+from fanout.bench._model import DEFAULT_MODES
+from fanout.bench._workloads import BUILTINS
 
-ALL = list(MODES)
+ALL = list(DEFAULT_MODES)
 
 
 def cells_of(name: str, levels: list[int] | None = None, quick: bool = False, cores: int = 2):
@@ -76,3 +77,12 @@ def test_quick_keeps_concurrency_one_when_there_is_no_sequential_baseline() -> N
 def test_levels_asked_for_run_even_beyond_the_item_count() -> None:
     cells, _ = BUILTINS["cpu"].plan(["thread"], [1, 64], 2, False)
     assert [c.concurrency for c in cells] == [1, 64]
+
+
+def test_dask_is_planned_like_process_mode_when_asked_for() -> None:
+    cells, skipped = BUILTINS["cpu"].plan(["process", "dask"], None, 2, False)
+    levels = {mode: sorted(c.concurrency for c in cells if c.mode == mode)
+              for mode in ("process", "dask")}
+    assert 2 in levels["dask"] and levels["dask"][0] == 1
+    _, skipped = BUILTINS["memory"].plan(["dask"], None, 2, False)
+    assert [s.mode for s in skipped] == ["dask"]

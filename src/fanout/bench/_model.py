@@ -11,8 +11,10 @@ from typing import Any
 
 SCHEMA = "fanout-bench/1"
 
-#: simplest first; a tie within noise goes to the earlier mode
-MODES = ("sequential", "thread", "async", "process")
+#: simplest first; a tie within noise goes to the earlier mode (dask, a cluster, last)
+MODES = ("sequential", "thread", "async", "process", "dask")
+#: what `fanout bench` measures unless --modes says otherwise (dask starts a cluster)
+DEFAULT_MODES = ("sequential", "thread", "async", "process")
 
 
 @dataclass(frozen=True)

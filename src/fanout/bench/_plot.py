@@ -10,8 +10,9 @@ import math
 
 from fanout.bench._model import MODES, BenchReport
 
-COLORS = {"sequential": "#555555", "thread": "#1f77b4", "async": "#2ca02c", "process": "#d62728"}
-MARKERS = {"sequential": "s", "thread": "o", "async": "^", "process": "D"}
+COLORS = {"sequential": "#555555", "thread": "#1f77b4", "async": "#2ca02c", "process": "#d62728",
+          "dask": "#9467bd"}
+MARKERS = {"sequential": "s", "thread": "o", "async": "^", "process": "D", "dask": "P"}
 
 
 def write_plot(report: BenchReport, path: str) -> None:

@@ -30,6 +30,7 @@ MODE_LABEL = {
     "thread": "threads",
     "async": "async",
     "process": "processes",
+    "dask": "dask",
 }
 
 

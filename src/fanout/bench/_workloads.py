@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import fanout
@@ -108,7 +108,7 @@ class Workload:
                 baseline = "--quick: the sequential cell measures one call at a time"
                 skipped.append(Skipped(mode, 1, baseline))
                 mode_levels = [level for level in mode_levels if level != 1]
-            if mode == "process" and default:
+            if mode in ("process", "dask") and default:  # workers are processes: the cores
                 if quick:
                     skipped += [
                         Skipped(mode, level, "--quick runs process mode at the core count only")
@@ -171,18 +171,11 @@ class Workload:
         self, mode: str, concurrency: int, items: list[Any], params: dict[str, Any]
     ) -> RunOutcome:
         fn = self.function(mode, params)
-        results = fanout.map(fn, items, mode=as_mode(mode), concurrency=concurrency, progress=False)
+        results = fanout.map(fn, items, mode=mode, concurrency=concurrency, progress=False)
         return summarise(results)
 
 
-ModeName = Literal["sequential", "thread", "async", "process"]
 
-
-def as_mode(mode: str) -> ModeName:
-    """A mode name already checked against MODES, typed for fanout.map."""
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    return cast(ModeName, mode)
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -477,7 +470,7 @@ class MemoryWorkload(Workload):
             results = fanout.map(
                 self.function(mode, params),
                 items,
-                mode=as_mode(mode),
+                mode=mode,
                 concurrency=concurrency,
                 progress=False,
             )
@@ -543,7 +536,7 @@ class UserWorkload(Workload):
         )
         if mode == "async" and not is_async:
             return "a sync function: async mode runs it in the thread pool"
-        if mode in ("sequential", "thread", "process") and is_async:
+        if mode in ("sequential", "thread", "process", "dask") and is_async:
             return "an async function: each worker runs it to completion on its own loop"
         return None
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from fanout.bench._model import DEFAULT_MODES, MODES
 from fanout.cli._util import die, open_input
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
-ALL_MODES = ("sequential", "thread", "async", "process")
+
 WORKLOAD_NAMES = ("http", "sleep", "cpu", "files", "memory")
 DEFAULT_SAMPLE = 100
 
@@ -106,7 +107,7 @@ def _sample_file(values: list[Any]) -> Iterator[str]:
 )
 @click.option(
     "--modes",
-    default=",".join(ALL_MODES),
+    default=",".join(DEFAULT_MODES),
     show_default=True,
     help="Modes to measure, comma-separated.",
 )
@@ -170,7 +171,7 @@ def bench_command(
         import psutil  # noqa: F401 - checked early for a clear message
     except ImportError:
         die("fanout bench needs psutil: pip install 'fanout[bench]'")
-    mode_list = _names("--modes", modes, ALL_MODES)
+    mode_list = _names("--modes", modes, MODES)
     levels = _levels(concurrency) if concurrency is not None else None
     if json_path:
         _check_writable("--json", json_path)

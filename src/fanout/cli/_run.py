@@ -93,6 +93,9 @@ class _Settings:
 @click.option("--executor", "executor_spec", default=None, metavar="MODULE:NAME",
               help="A configured executor instead of --mode: an executor instance, or a "
                    "function returning one (e.g. a cluster backend with its address).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="For --mode dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                   "(default: DASK_SCHEDULER_ADDRESS, else a cluster on this machine).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None,
               help="Calls running at once (default depends on the mode).")
 @click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
@@ -121,6 +124,7 @@ def run_command(
     spread: bool,
     mode: str,
     executor_spec: str | None,
+    scheduler: str | None,
     concurrency: int | None,
     retries: int,
     timeout: float | None,
@@ -159,6 +163,13 @@ def run_command(
     refuse_same_file(input_path, output, summary_json)
     fn: Callable[..., Any] = load_function(function)  # type: ignore[assignment]
     executor = load_executor(executor_spec) if executor_spec is not None else None
+    if scheduler is not None:
+        if executor is not None or mode != "dask":
+            die("--scheduler goes with --mode dask (not with --executor or another mode)")
+        try:
+            executor = fanout.DaskExecutor(scheduler)
+        except fanout.ConfigError as exc:
+            die(str(exc))
     if executor is not None and mode not in ("auto", executor.mode):
         die(f"--mode {mode} and --executor {executor_spec} (a {executor.mode} executor) "
             "disagree: give one of them")

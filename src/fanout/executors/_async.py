@@ -27,8 +27,7 @@ class AsyncExecutor(Executor):
         self._fn: Callable[..., Any] | None = None
         self._threads: ThreadExecutor | None = None
 
-    @classmethod
-    def default_concurrency(cls) -> int:
+    def default_concurrency(self) -> int:
         return 100
 
     def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:

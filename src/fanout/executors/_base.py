@@ -68,9 +68,9 @@ class Executor(ABC):
     #: the most calls this backend can run at once (None: no limit of its own)
     max_concurrency: ClassVar[int | None] = None
 
-    @classmethod
-    def default_concurrency(cls) -> int:
-        """Calls at once when the user gives no ``concurrency``."""
+    def default_concurrency(self) -> int:
+        """Calls at once when the user gives no ``concurrency`` (a configured instance
+        may answer for what it was configured with, e.g. the size of its cluster)."""
         return os.cpu_count() or 2
 
     @abstractmethod

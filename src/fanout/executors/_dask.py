@@ -35,6 +35,7 @@ import array
 import asyncio
 import atexit
 import collections
+import contextlib
 import os
 import threading
 import uuid
@@ -306,14 +307,19 @@ class DaskExecutor(Executor):
             int, tuple[Any, distributed.Future[Any]]
         ] = collections.OrderedDict()
 
-    @classmethod
-    def default_concurrency(cls) -> int:
-        """Twice the worker threads of the embedded cluster (one per core): one task
-        running and one waiting on each thread, so no thread idles between tasks.
-
-        The seam asks the class, not a configured instance: on another cluster,
-        pass ``concurrency=`` about twice its worker threads.
+    def default_concurrency(self) -> int:
+        """Twice the cluster's worker threads: one task running and one waiting on
+        each thread, so no thread idles between tasks. Known for a synchronous
+        ``Client`` given to it; otherwise twice this machine's cores (the embedded
+        cluster's size): on another cluster, pass ``concurrency=`` about twice its
+        worker threads.
         """
+        client = self._given
+        if client is not None and not client.asynchronous:
+            with contextlib.suppress(Exception):  # the cluster did not answer: the default
+                threads: int = sum(client.nthreads().values())
+                if threads:
+                    return 2 * threads
         return 2 * (os.cpu_count() or 2)
 
     def __repr__(self) -> str:

@@ -29,8 +29,7 @@ class SequentialExecutor(Executor):
         self._runner: SyncRunner | None = None
         self._thread: ThreadExecutor | None = None
 
-    @classmethod
-    def default_concurrency(cls) -> int:
+    def default_concurrency(self) -> int:
         return 1
 
     def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:

@@ -72,8 +72,7 @@ class ThreadExecutor(Executor):
         self._stuck: set[threading.Thread] = set()  # running an abandoned call
         self._started = 0
 
-    @classmethod
-    def default_concurrency(cls) -> int:
+    def default_concurrency(self) -> int:
         return 32
 
     def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:
