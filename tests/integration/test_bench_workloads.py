@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from fanout._classify import cores
+from fanout.bench._model import DEFAULT_MODES as MODES
 from fanout.bench._runner import BenchConfig, run_workload
-from fanout.bench._workloads import BUILTINS, MODES
+from fanout.bench._workloads import BUILTINS
 
 TINY = {"http": 6, "sleep": 6, "cpu": 4, "files": 20, "memory": 200}
 
