@@ -53,6 +53,7 @@ class Options(TypedDict, total=False):
     cost: Callable[[Any], float] | None
     progress: bool | None
     progress_interval: float | None
+    progress_details: Callable[[], object] | None
     errors: Errors
     max_retry_after: float
     backoff: float
@@ -93,6 +94,8 @@ class RunConfig:
     progress: bool | None = None
     #: seconds between plain progress lines (stderr not a terminal)
     progress_interval: float = 10.0
+    #: more live text for the progress display: called from the display's thread
+    progress_details: Callable[[], object] | None = None
     errors: Errors = "collect"
     #: names the run in progress and log lines
     description: str = "fanout"
@@ -280,6 +283,10 @@ def configure(
     if progress is not None and not isinstance(progress, bool):
         raise ConfigError(f"progress must be True, False or None (got progress={progress!r})")
     interval = progress_interval(get("progress_interval"))
+    details = get("progress_details")
+    if details is not None and not callable(details):
+        raise ConfigError("progress_details must be a function fn() -> text for the progress "
+                          f"display (got progress_details={details!r})")
     errors = get("errors", "collect")
     if errors not in ("collect", "raise"):
         raise ConfigError(f"errors must be 'collect' or 'raise' (got errors={errors!r})")
@@ -311,6 +318,7 @@ def configure(
         cost=cost,
         progress=progress,
         progress_interval=interval,
+        progress_details=details,
         errors=errors,
         description=getattr(fn, "__name__", None) or type(fn).__name__,
         keep=keep,

@@ -176,8 +176,11 @@ class Run:
     def details(self) -> str:
         """What the run is doing, in a few words (the progress display): the mode
         auto chose, and what limits the run now: the concurrency, the start rate,
-        waits for the server, overload answers."""
+        waits for the server, overload answers; then the caller's ``progress_details``."""
         flow = self._flow.details()
+        extra = self.config.progress_details
+        if extra is not None:
+            flow = " · ".join(part for part in (flow, str(extra())) if part)
         if not self.config.auto:
             return flow
         mode = "auto: measuring" if self._probe is not None else f"auto: {self.mode}"

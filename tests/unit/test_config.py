@@ -44,6 +44,7 @@ def _run_async(fn: Any, **options: Any) -> Any:
         ({"mode": "proces"}, "did you mean 'process'?"),
         ({"progress": "on"}, "progress='on'"),
         ({"progress_interval": -1}, "progress_interval=-1"),
+        ({"progress_details": "12 tokens/s"}, "progress_details='12 tokens/s'"),
         ({"executor": "thread"}, "executor='thread'"),
     ],
 )
