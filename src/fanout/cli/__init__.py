@@ -2,6 +2,7 @@
 
     _run.py  _http.py  _bench.py  _mock_server.py  _demo.py   one module per command
     _util.py   what the commands share: exit codes, one-line errors, signals, input
+    _batch.py  what the commands sending requests share (http, and later chat)
 
 Subcommands live in their own modules and are imported only when invoked, so
 ``fanout --help`` and small commands start fast (rich, aiohttp and matplotlib
