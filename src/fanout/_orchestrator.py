@@ -93,7 +93,7 @@ class Run:
         self._flow = Flow(
             concurrency=slots, rate=config.rate, auto=config.auto_concurrency,
             budget=config.budget, cost=config.cost, max_pause=config.retry.max_retry_after,
-            loop=self._loop)
+            server_limits=config.server_limits, loop=self._loop)
         if config.auto:
             # measure the first call, alone, on a thread; then choose (see _auto)
             self._probe = Probe(fn)
