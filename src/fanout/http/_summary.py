@@ -156,8 +156,9 @@ class Summary:
             )
         if self.tokens is not None:
             prompt, completion = self.tokens
+            per_minute = f", {(prompt + completion) / wall * 60:,.0f}/min overall" if wall else ""
             lines.append(f"  tokens  {prompt + completion:,} used ({prompt:,} prompt, "
-                         f"{completion:,} completion)")
+                         f"{completion:,} completion){per_minute}")
         flow = flow_summary(self.flow)
         if flow:
             lines.append(f"  flow    {flow}")
