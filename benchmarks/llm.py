@@ -270,14 +270,16 @@ def main() -> None:
                           "(--slow runs it)", flush=True)
                     continue
                 runs = [measure(case, client, n, tmp) for _ in range(args.repeat)]
-                ratio = statistics.median(r["wall"] / case.minimum for r in runs)
+                ratios = [r["wall"] / case.minimum for r in runs]
+                ratio = statistics.median(ratios)
+                spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(runs) > 1 else ""
                 shed = statistics.median(r["429s"] for r in runs)
                 answered = min(r["answered"] for r in runs)
                 once = all(r["once"] for r in runs)
                 target, met = _target(client, ratio, shed / n, once)
-                print(f"  {LABELS[client]:<38} {ratio:6.2f}x  {shed:6.0f} 429s "
-                      f"({shed / n:5.1%})  {answered:5d}/{n} answered, exactly once: "
-                      f"{'yes' if once else 'NO'}  {target} {met}", flush=True)
+                print(f"  {LABELS[client]:<38} {ratio:5.2f}x{spread}  {shed:5.0f} 429s "
+                      f"({shed / n:5.1%})  {answered:4d}/{n} answered, exactly once: "
+                      f"{'yes' if once else 'NO '}  {target} {met}", flush=True)
                 rows.append({"case": name, "client": client, "rpm": case.rpm, "tpm": case.tpm,
                              "bucket": case.bucket, "minimum": case.minimum, "runs": runs})
     print(f"\ntotal {time.perf_counter() - started:.0f} s, {load()}")

@@ -251,10 +251,9 @@ def _chat_settings(api: ChatApi, model: str, system: str | None, max_tokens: int
     elif "\r" in key or "\n" in key:
         raise SpecError(f"the API key in {name} has a line break: set it without one")
     headers = api.key_headers(key)
-    secrets = (key, *[part for value in headers.values() if key in value
-                      for part in secret_parts(value)]) if key else ()
-    sensitive = frozenset(name.lower() for name, value in headers.items()
-                          if key and key in value)
+    holding = {header: value for header, value in headers.items() if key and key in value}
+    secrets = tuple(part for value in holding.values() for part in secret_parts(value))
+    sensitive = frozenset(header.lower() for header in holding)
     return ChatSettings(
         api=api, url=join_url(base_url, api.path), model=model, headers=headers,
         sensitive=sensitive, secrets=secrets, system=system,
