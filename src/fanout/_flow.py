@@ -319,6 +319,7 @@ class Flow:
         quota.observe(QuotaReport(resource, "continuous", 0.0, reset=60.0,
                                   limit=per_second * 60.0, period=60.0),
                       self._begun, self._begun)
+        quota.report = None  # what the server said: nothing yet
         self._timed = True
 
     def correct(self, delta: float) -> None:

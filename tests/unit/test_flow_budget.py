@@ -224,6 +224,7 @@ def test_server_limits_known_in_advance_pace_the_first_starts_until_the_server_r
     flow = Flow(concurrency=100, cost=lambda item: 100.0, loop=loop, clock=clock,
                 server_limits=[("requests", 10.0), ("tokens", 500.0)])
     # the buckets start empty: 500 tokens a second at most (5 calls of 100), never a burst
+    assert flow.state()["server_limits"] == {}  # nothing heard from the server yet
     starts = starts_until(flow, clock, 2.0, ["x"])
     assert 8 <= len(starts) <= 10
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.2
