@@ -556,14 +556,6 @@ def process_child(kind: str, n: int) -> None:
             timed(lambda: Parallel(n_jobs=2)(delayed(work)(x) for x in items))
     elif kind == "first-fanout-map":
         timed(lambda: fanout.map(work, items, mode="process", concurrency=2))
-    elif kind == "first-fanout-map-prestart":
-        from fanout.executors._process import prepare
-
-        def prestarted() -> list[Any]:
-            prepare(work, 2)
-            return fanout.map(work, items, mode="process", concurrency=2)
-
-        timed(prestarted)
     elif kind == "first-fanout-amap":
         timed(lambda: asyncio.run(fanout.amap(work, items, mode="process", concurrency=2)))
     elif kind == "first-ppe":
@@ -587,17 +579,16 @@ def section_process(repeat: int) -> tuple[list[Cell], list[Compare]]:
     in one program, first-call cells one call per program. ``repeat`` programs each."""
     n = _calibrate()
     warm = ["sequential", "fanout"] + (["joblib"] if _optional("joblib") else [])
-    first = ["first-fanout-map", "first-fanout-map-prestart", "first-fanout-amap", "first-ppe",
-             "first-fanout-map-prestart-module", "first-fanout-amap-module", "first-ppe-module"]
+    first = ["first-fanout-map", "first-fanout-amap", "first-ppe",
+             "first-fanout-map-module", "first-fanout-amap-module", "first-ppe-module"]
     names = {
         "sequential": "8 x 15 ms, sequential loop (5 calls, median)",
         "fanout": "8 x 15 ms, fanout process c=2 (5 calls, median)",
         "joblib": "8 x 15 ms, joblib Parallel(n_jobs=2) (5 calls, median)",
         "first-fanout-map": "first call: fanout.map process c=2",
-        "first-fanout-map-prestart": "first call: fanout.map after prepare(fn, 2)",
         "first-fanout-amap": "first call: asyncio.run(fanout.amap) process c=2",
         "first-ppe": "first call: fresh ProcessPoolExecutor(2).map",
-        "first-fanout-map-prestart-module": "first call, module fn: map after prepare(fn, 2)",
+        "first-fanout-map-module": "first call, module fn: fanout.map process c=2",
         "first-fanout-amap-module": "first call, module fn: asyncio.run(fanout.amap)",
         "first-ppe-module": "first call, module fn: fresh ProcessPoolExecutor(2)",
     }
@@ -615,9 +606,8 @@ def section_process(repeat: int) -> tuple[list[Cell], list[Compare]]:
         *([Compare(fan, names["joblib"], 1.0, "joblib's warm workers")] if "joblib" in warm
           else []),
         Compare(names["first-fanout-map"], ppe, 1.0),
-        Compare(names["first-fanout-map-prestart"], ppe, 1.0),
         Compare(names["first-fanout-amap"], ppe, 1.0),
-        Compare(names["first-fanout-map-prestart-module"], names["first-ppe-module"], 1.0),
+        Compare(names["first-fanout-map-module"], names["first-ppe-module"], 1.0),
         Compare(names["first-fanout-amap-module"], names["first-ppe-module"], 1.0),
     ]
     return list(cells.values()), compares

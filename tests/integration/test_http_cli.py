@@ -248,9 +248,11 @@ def test_rate_is_respected_as_measured_by_the_server(files: tuple[Path, Path]) -
     with MockServer.spawn() as server:
         write_lines(req, [f"{server.url}/todos/{i + 1}" for i in range(45)])
         assert run([str(req), "-o", str(out), "--rate", "20/s", "-c", "20"]).exit_code == 0
-        stats = server.stats()
+        # starts are paced 3% under the limit; arrivals at the server also carry the
+        # network's and the schedulers' jitter: up to 50 ms of it is allowed here
+        stats = server.stats(window=0.95)
     assert stats["total"] == 45
-    assert stats["max_in_1s"] <= 20
+    assert stats["max_in_window"] <= 20
 
 
 def test_timeout_is_a_total_deadline_even_against_a_trickling_server(

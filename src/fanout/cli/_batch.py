@@ -10,6 +10,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -68,12 +69,22 @@ def early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
 
 def spool_stdin() -> str:
     """Standard input can't be read twice: copy it to a temporary file; its path."""
-    spool = tempfile.NamedTemporaryFile("wb", prefix="fanout-stdin-", suffix=".jsonl",  # noqa: SIM115
-                                        delete=False)
+    # A signal between the file's creation and the try below would leave the file
+    # behind: it waits (blocked) until the try that removes the file can catch it.
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
+        spool = tempfile.NamedTemporaryFile("wb", prefix="fanout-stdin-",  # noqa: SIM115
+                                            suffix=".jsonl", delete=False)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a waiting signal is raised here
         with spool:
             shutil.copyfileobj(sys.stdin.buffer, spool)
     except BaseException:
+        spool.close()
         os.unlink(spool.name)
         raise
     return spool.name

@@ -136,7 +136,7 @@ def _sample_file(values: list[Any]) -> Iterator[str]:
     type=click.IntRange(min=1),
     help="Measured runs per cell, after a warm-up [default: 3; with --quick 1].",
 )
-@click.option("--quick", is_flag=True, help="Fewer levels, items and repeats: about 30 s.")
+@click.option("--quick", is_flag=True, help="Fewer levels, items and repeats: about 20 s.")
 @click.option("--json", "json_path", metavar="FILE", help="Write the results as JSON.")
 @click.option(
     "--plot", "plot_path", metavar="FILE.png", help="Draw throughput against concurrency."

@@ -11,10 +11,13 @@ from __future__ import annotations
 import array
 import asyncio
 import inspect
+import os
 import time
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from fanout._errors import RemoteError
 
 Outcome = tuple[list[Any], Sequence[float], dict[int, BaseException] | None]
 
@@ -30,6 +33,58 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
 def failed(error: BaseException, elapsed: float = 0.0) -> Outcome:
     """The outcome of a batch of one item that failed with ``error``."""
     return [None], array.array("d", [elapsed]), {0: error}
+
+
+def concat(parts: list[Outcome]) -> Outcome:
+    """The outcomes of consecutive batches as one."""
+    values: list[Any] = []
+    elapsed = array.array("d")
+    errors: dict[int, BaseException] = {}
+    for part_values, part_elapsed, part_errors in parts:
+        if part_errors:
+            for i, exc in part_errors.items():
+                errors[len(values) + i] = exc
+        values.extend(part_values)
+        elapsed.extend(part_elapsed)
+    return values, elapsed, errors or None
+
+
+def fail_unsendable(
+    values: list[Any], errors: dict[int, BaseException] | None,
+    dumps: Callable[[Any], object], where: str,
+) -> dict[int, BaseException] | None:
+    """Record each return value ``dumps`` cannot serialise as its item's failure
+    (``values[i]`` becomes None), so a value that cannot travel back from ``where``
+    fails only its item; the errors, updated."""
+    out = dict(errors or {})
+    for i, value in enumerate(values):
+        if i in out:
+            continue
+        try:
+            dumps(value)
+        except Exception as exc:
+            out[i] = RemoteError(
+                "PicklingError",
+                f"the return value of type {type(value).__qualname__} cannot be sent back "
+                f"from {where} ({exc}); return plain data, or use mode='thread'",
+            )
+            values[i] = None
+    return out or None
+
+
+def where(fn: Callable[..., Any]) -> str:
+    """A function for messages: ``name in file.py:line``."""
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    if code is not None:
+        return f"{name} in {os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+    return str(name)
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)``, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class SyncRunner:

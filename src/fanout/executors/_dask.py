@@ -31,7 +31,6 @@ slot is freed at once (the worker's thread stays busy until the function returns
 
 from __future__ import annotations
 
-import array
 import asyncio
 import atexit
 import collections
@@ -46,11 +45,18 @@ from fanout._errors import (
     ConfigError,
     FanoutError,
     NotPicklableError,
-    RemoteError,
     WorkerCrashed,
 )
 from fanout.executors._base import Executor
-from fanout.executors._calls import Outcome, SyncRunner, failed
+from fanout.executors._calls import (
+    Outcome,
+    SyncRunner,
+    concat,
+    fail_unsendable,
+    failed,
+    short_repr,
+    where,
+)
 from fanout.executors._worker import _portable
 
 # Without the extra this module still imports, so that ``fanout.DaskExecutor`` exists
@@ -127,20 +133,9 @@ def _sendable(
         return values, elapsed, errors
     except Exception:
         pass
-    errors = dict(errors or {})
-    for i, value in enumerate(values):
-        if i in errors:
-            continue
-        try:
-            cloudpickle.dumps(value, buffer_callback=_no_copy)
-        except Exception as exc:
-            errors[i] = RemoteError(
-                "PicklingError",
-                f"the return value of type {type(value).__qualname__} cannot be sent back "
-                f"from the Dask worker ({exc}); return plain data, or use mode='thread'",
-            )
-            values[i] = None
-    return values, elapsed, errors
+    return values, elapsed, fail_unsendable(
+        values, errors, lambda v: cloudpickle.dumps(v, buffer_callback=_no_copy),
+        "the Dask worker")
 
 
 def _no_copy(buffer: Any) -> None:
@@ -220,32 +215,6 @@ def close_shared() -> None:
 
 
 # ----------------------------------------------------------- the executor
-def _where(fn: Callable[..., Any]) -> str:
-    code = getattr(fn, "__code__", None)
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    if code is not None:
-        return f"{name} in {os.path.basename(code.co_filename)}:{code.co_firstlineno}"
-    return str(name)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _concat(parts: list[Outcome]) -> Outcome:
-    values: list[Any] = []
-    elapsed = array.array("d")
-    errors: dict[int, BaseException] = {}
-    for part_values, part_elapsed, part_errors in parts:
-        if part_errors:
-            for i, exc in part_errors.items():
-                errors[len(values) + i] = exc
-        values.extend(part_values)
-        elapsed.extend(part_elapsed)
-    return values, elapsed, errors or None
-
-
 class DaskExecutor(Executor):
     """Each batch of calls runs as one task on a Dask cluster.
 
@@ -329,7 +298,7 @@ class DaskExecutor(Executor):
 
     # ------------------------------------------------------------ set-up
     def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:
-        self._where = _where(fn)
+        self._where = where(fn)
         try:
             self._fn_bytes = cloudpickle.dumps(fn)
         except Exception as exc:
@@ -355,7 +324,7 @@ class DaskExecutor(Executor):
         except Exception as exc:
             raise NotPicklableError(
                 f"dask mode needs items cloudpickle can send to the workers, but the "
-                f"first item {_short(item)} is not ({type(exc).__name__}: {exc}): "
+                f"first item {short_repr(item)} is not ({type(exc).__name__}: {exc}): "
                 "pass plain data, or use mode='thread'"
             ) from None
 
@@ -421,7 +390,7 @@ class DaskExecutor(Executor):
                 return failed(lost.error)
         # Find the culprit: every item of the batch in a task of its own.
         parts = await asyncio.gather(*(self._run(client, [item]) for item in items))
-        return _concat(list(parts))
+        return concat(list(parts))
 
     async def _task(self, client: distributed.Client, items: list[Any]) -> Outcome:
         scattered_key = None
@@ -440,7 +409,7 @@ class DaskExecutor(Executor):
             reason = f"{type(root).__name__}: {str(root).strip().partition(chr(10))[0]}"
             raise _Unsendable(NotPicklableError(
                 f"dask mode needs items cloudpickle can send to the workers, but "
-                f"{_short(items[0])} is not ({reason}): pass plain "
+                f"{short_repr(items[0])} is not ({reason}): pass plain "
                 "data, or use mode='thread'"
             )) from None
         self._live.add(future)

@@ -15,10 +15,8 @@ they need it (an instance of a class defined in ``__main__``).
 
 from __future__ import annotations
 
-import array
 import asyncio
 import hashlib
-import os
 import pickle
 import signal
 import sys
@@ -29,7 +27,7 @@ from typing import Any, TypeVar
 from fanout._errors import ConfigError, FanoutError, NotPicklableError, WorkerCrashed
 from fanout.executors import _worker
 from fanout.executors._base import Executor
-from fanout.executors._calls import Outcome, failed
+from fanout.executors._calls import Outcome, concat, failed, short_repr, where
 from fanout.executors._pool import POOL, Worker
 
 #: seconds to start the worker processes of a run when none is idle (a fresh
@@ -55,14 +53,6 @@ def _dumps(value: Any) -> bytes:
     return data
 
 
-def _where(fn: Callable[..., Any]) -> str:
-    code = getattr(fn, "__code__", None)
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    if code is not None:
-        return f"{name} in {os.path.basename(code.co_filename)}:{code.co_firstlineno}"
-    return name
-
-
 def _describe_death(exitcode: int | None) -> str:
     if exitcode is None:
         return "exit code unknown"
@@ -73,24 +63,6 @@ def _describe_death(exitcode: int | None) -> str:
             name = f"signal {-exitcode}"
         return f"killed by {name}"
     return f"exit code {exitcode}"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _concat(parts: list[Outcome]) -> Outcome:
-    values: list[Any] = []
-    elapsed = array.array("d")
-    errors: dict[int, BaseException] = {}
-    for part_values, part_elapsed, part_errors in parts:
-        if part_errors:
-            for i, exc in part_errors.items():
-                errors[len(values) + i] = exc
-        values.extend(part_values)
-        elapsed.extend(part_elapsed)
-    return values, elapsed, errors or None
 
 
 def prestart(fn: Callable[..., Any], concurrency: int) -> None:
@@ -149,7 +121,7 @@ class ProcessExecutor(Executor):
     def prepare(self, fn: Callable[..., Any], concurrency: int, timeout: float | None) -> None:
         # ``concurrency`` needs nothing here: the run never has more batches out at
         # once, and the shared pool grows to what is asked.
-        self.where = _where(fn)
+        self.where = where(fn)
         try:
             fn_bytes = _dumps(fn)
         except Exception as exc:
@@ -176,7 +148,7 @@ class ProcessExecutor(Executor):
         except Exception as exc:
             raise NotPicklableError(
                 f"process mode needs picklable items, but the first item "
-                f"{_short(item)} is not ({type(exc).__name__}: {exc}): pass plain data, "
+                f"{short_repr(item)} is not ({type(exc).__name__}: {exc}): pass plain data, "
                 "or use mode='thread'"
             ) from None
 
@@ -286,7 +258,7 @@ class ProcessExecutor(Executor):
                 exitcode,
             ), elapsed)
         # A batch of tiny calls: run each alone so only the culprit fails.
-        return _concat([await self._batch([item], call) for item in items])
+        return concat([await self._batch([item], call) for item in items])
 
     async def _picklable_only(self, items: list[Any], call: _Call) -> Outcome:
         parts: list[Outcome] = []
@@ -296,11 +268,11 @@ class ProcessExecutor(Executor):
             except Exception as exc:
                 parts.append(failed(NotPicklableError(
                     f"process mode needs picklable items, but {type(item).__qualname__} "
-                    f"{_short(item)} is not ({exc}): pass plain data, or use mode='thread'"
+                    f"{short_repr(item)} is not ({exc}): pass plain data, or use mode='thread'"
                 )))
             else:
                 parts.append(await self._batch([item], call))
-        return _concat(parts)
+        return concat(parts)
 
     async def aclose(self, cancel: bool = False) -> None:
         """Nothing to release: workers go back to the shared pool after each batch,

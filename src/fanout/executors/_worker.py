@@ -22,7 +22,7 @@ import traceback
 from typing import Any
 
 from fanout._errors import RemoteError
-from fanout.executors._calls import Outcome, SyncRunner
+from fanout.executors._calls import Outcome, SyncRunner, fail_unsendable
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 HEADER = struct.Struct("!QB")  # body length, message kind
@@ -155,17 +155,5 @@ def dump(outcome: Outcome) -> bytes:
         return _pickled((values, elapsed, errors))
     except Exception:
         pass
-    errors = dict(errors or {})
-    for i, value in enumerate(values):
-        if i in errors:
-            continue
-        try:
-            _pickled(value)
-        except Exception as exc:
-            errors[i] = RemoteError(
-                "PicklingError",
-                f"the return value of type {type(value).__qualname__} cannot be sent back from "
-                f"the worker process ({exc}); return plain data, or use mode='thread'",
-            )
-            values[i] = None
+    errors = fail_unsendable(values, errors, _pickled, "the worker process")
     return _pickled((values, elapsed, errors))
