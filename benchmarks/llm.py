@@ -30,7 +30,7 @@ Every figure: wall time / minimum, 429s the server sent (per prompt), and whethe
 prompt was answered exactly once (every id once in the output with its answer, and as many
 200s at the server as prompts).
 
-    python benchmarks/llm.py                  # 4 cases x 4 clients, ~4 minutes on 2 cores
+    python benchmarks/llm.py                  # 4 cases x 5 clients, ~3 minutes on 2 cores
     python benchmarks/llm.py --quick          # 300 prompts, ~5 s each
     python benchmarks/llm.py --only tokens-60s --repeat 3
 """
