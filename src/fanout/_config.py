@@ -17,6 +17,7 @@ from typing import Any, Literal, TypedDict
 from fanout._errors import ConfigError, UnknownOption
 from fanout._limits import parse_rate
 from fanout._progress import progress_interval
+from fanout._quota import Resource
 from fanout._retry import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_BACKOFF,
@@ -51,8 +52,10 @@ class Options(TypedDict, total=False):
     rate: str | float | None
     budget: str | float | None
     cost: Callable[[Any], float] | None
+    server_limits: Mapping[str, str | float] | None
     progress: bool | None
     progress_interval: float | None
+    progress_details: Callable[[], object] | None
     errors: Errors
     max_retry_after: float
     backoff: float
@@ -90,9 +93,13 @@ class RunConfig:
     #: cost units per second, and the cost of an item
     budget: float | None = None
     cost: Callable[[Any], float] | None = None
+    #: the server's limits known in advance: ("requests" or "tokens", units per second)
+    server_limits: tuple[tuple[Resource, float], ...] = ()
     progress: bool | None = None
     #: seconds between plain progress lines (stderr not a terminal)
     progress_interval: float = 10.0
+    #: more live text for the progress display: called from the display's thread
+    progress_details: Callable[[], object] | None = None
     errors: Errors = "collect"
     #: names the run in progress and log lines
     description: str = "fanout"
@@ -199,6 +206,30 @@ def _retry_on(value: Any) -> RetryMatch:
     )
 
 
+def _server_limits(value: Any, cost: Any) -> tuple[tuple[Resource, float], ...]:
+    """``{"requests": "3000/min", "tokens": "150000/min"}`` -> per-second limits."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value or not set(value) <= {"requests", "tokens"}:
+        raise ConfigError(
+            "server_limits must be a dict of 'requests' and/or 'tokens' to limits like "
+            f"'3000/min' (got server_limits={value!r})"
+        )
+    if "tokens" in value and cost is None:
+        raise ConfigError(
+            f"server_limits={dict(value)!r} needs cost=fn, the tokens of one item (a "
+            "'tokens' limit counts the cost of the calls)"
+        )
+    limits: list[tuple[Resource, float]] = []
+    for resource in ("requests", "tokens"):
+        if resource in value:
+            rate = parse_rate(value[resource], name=f"server_limits[{resource!r}]",
+                              unit=resource)
+            assert rate is not None
+            limits.append((resource, rate))
+    return tuple(limits)
+
+
 def _check_fn(fn: Any) -> None:
     if callable(fn):
         return
@@ -280,6 +311,10 @@ def configure(
     if progress is not None and not isinstance(progress, bool):
         raise ConfigError(f"progress must be True, False or None (got progress={progress!r})")
     interval = progress_interval(get("progress_interval"))
+    details = get("progress_details")
+    if details is not None and not callable(details):
+        raise ConfigError("progress_details must be a function fn() -> text for the progress "
+                          f"display (got progress_details={details!r})")
     errors = get("errors", "collect")
     if errors not in ("collect", "raise"):
         raise ConfigError(f"errors must be 'collect' or 'raise' (got errors={errors!r})")
@@ -295,6 +330,7 @@ def configure(
             f"budget={get('budget')!r} needs cost=fn, the cost of one item in the budget's "
             "units (for example its estimated tokens); for a limit on calls use rate="
         )
+    server_limits = _server_limits(get("server_limits"), cost)
     return RunConfig(
         mode=mode,
         concurrency=concurrency,
@@ -309,8 +345,10 @@ def configure(
         rate=parse_rate(get("rate")),
         budget=budget,
         cost=cost,
+        server_limits=server_limits,
         progress=progress,
         progress_interval=interval,
+        progress_details=details,
         errors=errors,
         description=getattr(fn, "__name__", None) or type(fn).__name__,
         keep=keep,

@@ -14,7 +14,8 @@ controller behind this protocol, :class:`Flow`, owns every limit of the run:
 - the ``budget`` by weight (``cost(item)``, e.g. estimated tokens), corrected by
   ``fanout.charge(actual)`` from inside a call (``fanout._budget``);
 - the server's own numbers: calls that read rate-limit headers (``fanout http``)
-  hand them to ``report`` and starts wait until they fit (``fanout._quota``).
+  hand them to ``report`` and starts wait until they fit (``fanout._quota``);
+  ``server_limits`` known in advance stand for them until the server's first report.
 
 A call waits until every one of them allows it. For the progress display and the
 summaries, ``details()`` says in a few words what binds now and ``state()`` gives
@@ -33,7 +34,7 @@ from fanout._concurrency import AutoLimit
 from fanout._control import PaceLaw, overload_of
 from fanout._errors import CallTimeout, ConfigError
 from fanout._limits import RATE_CATCH_UP, RATE_SAFETY, Pacer
-from fanout._quota import QuotaReport, ServerQuota
+from fanout._quota import QuotaReport, Resource, ServerQuota
 from fanout._retry import retry_after_of
 from fanout.executors._calls import Outcome
 
@@ -79,6 +80,7 @@ class Flow:
         budget: float | None = None,
         cost: Callable[[Any], float] | None = None,
         max_pause: float = 120.0,
+        server_limits: Iterable[tuple[Resource, float]] = (),
         loop: asyncio.AbstractEventLoop | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -114,6 +116,8 @@ class Flow:
         self._wakeup: asyncio.Future[None] | None = None
         self._costed: list[Any] | None = None
         self._cost_now = 0.0
+        for resource, per_second in server_limits:
+            self._know(resource, per_second)
 
     # ------------------------------------------------------------ starting
     def try_start(self, items: list[Any]) -> bool:
@@ -305,6 +309,18 @@ class Flow:
             changed |= quota.observe(report, started, now)
         if changed and self._waiting:
             self._poke()
+
+    def _know(self, resource: Resource, per_second: float) -> None:
+        """A limit of the server known before any answer (``server_limits``): a bucket
+        refilled at ``per_second`` that starts empty, so the first starts are paced at
+        the limit instead of sent blindly into a bucket that may be short or drained;
+        the server's first report of that limit replaces it (with what is really left)."""
+        quota = self._quotas[f"{resource}/continuous"] = ServerQuota(resource)
+        quota.observe(QuotaReport(resource, "continuous", 0.0, reset=60.0,
+                                  limit=per_second * 60.0, period=60.0),
+                      self._begun, self._begun)
+        quota.report = None  # what the server said: nothing yet
+        self._timed = True
 
     def correct(self, delta: float) -> None:
         """A call's real cost differed by ``delta`` from its estimate (any thread)."""

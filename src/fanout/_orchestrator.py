@@ -93,7 +93,7 @@ class Run:
         self._flow = Flow(
             concurrency=slots, rate=config.rate, auto=config.auto_concurrency,
             budget=config.budget, cost=config.cost, max_pause=config.retry.max_retry_after,
-            loop=self._loop)
+            server_limits=config.server_limits, loop=self._loop)
         if config.auto:
             # measure the first call, alone, on a thread; then choose (see _auto)
             self._probe = Probe(fn)
@@ -176,8 +176,11 @@ class Run:
     def details(self) -> str:
         """What the run is doing, in a few words (the progress display): the mode
         auto chose, and what limits the run now: the concurrency, the start rate,
-        waits for the server, overload answers."""
+        waits for the server, overload answers; then the caller's ``progress_details``."""
         flow = self._flow.details()
+        extra = self.config.progress_details
+        if extra is not None:
+            flow = " · ".join(part for part in (flow, str(extra())) if part)
         if not self.config.auto:
             return flow
         mode = "auto: measuring" if self._probe is not None else f"auto: {self.mode}"

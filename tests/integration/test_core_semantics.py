@@ -334,6 +334,14 @@ def test_progress_bar_only_when_asked(capfd: pytest.CaptureFixture[str]) -> None
     assert "50/50" in err and "25 failed" in err
 
 
+def test_progress_details_add_the_callers_live_text(capfd: pytest.CaptureFixture[str]) -> None:
+    looks = itertools.count(1)
+    fanout.map(jobs.double, range(20), progress=True,
+               progress_details=lambda: f"look {next(looks)}")
+    final = capfd.readouterr().err.strip().splitlines()[-1]
+    assert "finished 20/20" in final and final.endswith(f"look {next(looks) - 1}")
+
+
 def test_result_objects_are_complete() -> None:
     (r,) = fanout.map(jobs.double, [21])
     assert isinstance(r, Result)

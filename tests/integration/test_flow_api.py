@@ -149,3 +149,19 @@ def test_flow_keywords_are_checked_before_anything_runs(
 def test_tpm_is_the_budget_keyword_peers_would_look_for() -> None:
     with pytest.raises(TypeError, match=r"did you mean budget=\?"):
         fanout.map(len, ["a"], tpm=100)  # type: ignore[call-arg]
+
+
+def test_server_limits_pace_the_starts_from_the_first_one() -> None:
+    started: list[float] = []
+
+    async def work(n: int) -> int:
+        started.append(time.monotonic())
+        return n
+
+    async def main() -> list[Any]:
+        return await fanout.amap(work, range(12), concurrency=12, cost=lambda n: 10.0,
+                                 server_limits={"requests": "6000/min", "tokens": "3000/s"})
+
+    assert [r.value for r in asyncio.run(main())] == list(range(12))
+    # 100 calls a second at most, no burst at the start: never faster than that
+    assert started[-1] - started[0] >= 11 / 100

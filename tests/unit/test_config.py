@@ -44,6 +44,10 @@ def _run_async(fn: Any, **options: Any) -> Any:
         ({"mode": "proces"}, "did you mean 'process'?"),
         ({"progress": "on"}, "progress='on'"),
         ({"progress_interval": -1}, "progress_interval=-1"),
+        ({"progress_details": "12 tokens/s"}, "progress_details='12 tokens/s'"),
+        ({"server_limits": {"rpm": 100}}, "server_limits={'rpm': 100}"),
+        ({"server_limits": {"requests": "0/min"}}, "server_limits['requests']='0/min'"),
+        ({"server_limits": {"tokens": "1000/min"}}, "needs cost=fn"),
         ({"executor": "thread"}, "executor='thread'"),
     ],
 )

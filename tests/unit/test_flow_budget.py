@@ -5,6 +5,7 @@ exhaustion, and the live state for the progress display and the summaries."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from fanout import ConfigError
 from fanout._budget import Budget, charge, current_ticket, with_tickets
 from fanout._flow import Flow
 from fanout._limits import BUDGET_SAFETY, RATE_SAFETY
+from fanout._quota import QuotaReport
 
 
 class Clock:
@@ -213,3 +215,23 @@ def test_details_and_state_say_what_binds(loop: asyncio.AbstractEventLoop) -> No
     auto = Flow(concurrency=50, auto=True, loop=loop, clock=clock)
     assert auto.details() == "4 at once (auto)"
     assert auto.state()["concurrency_max"] == 50
+
+
+def test_server_limits_known_in_advance_pace_the_first_starts_until_the_server_reports(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    clock = Clock()
+    flow = Flow(concurrency=100, cost=lambda item: 100.0, loop=loop, clock=clock,
+                server_limits=[("requests", 10.0), ("tokens", 500.0)])
+    # the buckets start empty: 500 tokens a second at most (5 calls of 100), never a burst
+    assert flow.state()["server_limits"] == {}  # nothing heard from the server yet
+    starts = starts_until(flow, clock, 2.0, ["x"])
+    assert 8 <= len(starts) <= 10
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.2
+    # the server's first report replaces the guess: 3,000 tokens are left, go at once
+    flow.report([QuotaReport("tokens", "continuous", 3000.0, 1.0, 30_000.0, 60.0)],
+                started=clock.now)
+    burst = starts_until(flow, clock, clock.now + 0.01, ["x"])
+    # now the requests limit binds: what flowed in over 2 s (10/s), less the 9 started
+    assert 9 <= len(burst) <= 11
+    assert flow.state()["server_limits"]["tokens/continuous"]["remaining"] == 3000.0

@@ -1,7 +1,8 @@
 """The ``fanout`` command and its subcommands, apart from the library core.
 
-    _run.py  _http.py  _bench.py  _mock_server.py  _demo.py   one module per command
+    _run.py  _http.py  _chat.py  _bench.py  _mock_server.py  _demo.py   one module per command
     _util.py   what the commands share: exit codes, one-line errors, signals, input
+    _batch.py  what the commands sending requests share (http, chat)
 
 Subcommands live in their own modules and are imported only when invoked, so
 ``fanout --help`` and small commands start fast (rich, aiohttp and matplotlib
@@ -26,6 +27,7 @@ from fanout.cli._util import exit_broken_pipe
 _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("fanout.cli._run:run_command", "Call MODULE:FUNCTION on every item of a file."),
     "http": ("fanout.cli._http:http_command", "Send a JSONL batch of HTTP requests."),
+    "chat": ("fanout.cli._chat:chat_command", "Send a file of prompts to a chat API."),
     "mock-server": (
         "fanout.cli._mock_server:mock_server_command", "Run the embedded mock API server."
     ),

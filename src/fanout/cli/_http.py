@@ -11,18 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import re
-import shutil
-import signal
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import click
 
@@ -37,19 +29,24 @@ from fanout._journal import (
     open_journal,
 )
 from fanout._loop import new_event_loop
+from fanout.cli._batch import (
+    Requests,
+    early_signals,
+    finish,
+    parse_concurrency,
+    pool_size,
+    spool_stdin,
+)
 from fanout.cli._util import (
     EXIT_OUTPUT,
     RunStop,
     Signals,
     check_output_paths,
     die,
-    exit_broken_pipe,
     load_function,
     open_input,
     refuse_same_file,
-    resume_command,
     skip_bom,
-    write_summary_json,
 )
 from fanout.http._client import HttpClient, is_retryable
 from fanout.http._proxy import Proxies, ProxyError
@@ -65,14 +62,10 @@ from fanout.http._spec import (
     Checked,
     Context,
     InputError,
-    InvalidLine,
-    RequestSpec,
     SpecError,
-    cached_specs,
     check_base_url,
     detect_format,
     for_format,
-    iter_specs,
     make_context,
     validate,
 )
@@ -125,40 +118,6 @@ def parse_size(text: str | None) -> int | None:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
-def parse_concurrency(ctx: click.Context, param: click.Parameter, value: Any) -> int | str:
-    """``-c``: a number, ``auto`` or ``auto:N`` (a latency-driven limit of at most N)."""
-    text = str(value).strip().lower()
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    if re.fullmatch(r"auto(:[1-9][0-9]*)?", text):
-        return text
-    raise click.BadParameter(f"expected a number >= 1, auto or auto:N (got {value!r})")
-
-
-class _Items:
-    """The requests to send, re-read from the (validated) input; knows its length
-    so the progress bar has a total."""
-
-    def __init__(self, path: str, ctx: Context, checked: Checked, done: set[Any],
-                 total: int) -> None:
-        self._path = path
-        self._ctx = ctx
-        self._checked = checked
-        self._done = done
-        self._total = total
-
-    def __len__(self) -> int:
-        return self._total
-
-    def __iter__(self) -> Iterator[RequestSpec | InvalidLine]:
-        if self._checked.cached is not None:
-            yield from cached_specs(self._checked, self._done)
-            return
-        with open(self._path, "rb") as handle:
-            skip_bom(handle)
-            yield from iter_specs(handle, self._ctx, self._checked, self._done)
-
-
 @dataclass(frozen=True)
 class _Settings:
     """Everything one run needs, checked."""
@@ -190,7 +149,7 @@ class _Settings:
     base_url: str | None
 
 
-async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Settings,
+async def _send(items: Requests, client: HttpClient, journal: Journal, opts: _Settings,
                 summary: Summary, stop: RunStop) -> None:
     """Run the batch; a signal or a write error stops it gracefully: nothing new
     starts, calls in flight are cancelled, and what finished is still written."""
@@ -219,29 +178,6 @@ async def _send(items: _Items, client: HttpClient, journal: Journal, opts: _Sett
         if client.flow is not None:
             summary.flow = client.flow.state()
         await client.aclose()
-
-
-def _spool_stdin() -> str:
-    """Standard input can't be read twice: copy it to a temporary file."""
-    # A signal between the file's creation and the try below would leave the file
-    # behind: it waits (blocked) until the try that removes the file can catch it.
-    blocked = {signal.SIGINT, signal.SIGTERM}
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-    try:
-        spool = tempfile.NamedTemporaryFile("wb", prefix="fanout-stdin-",  # noqa: SIM115
-                                            suffix=".jsonl", delete=False)
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        raise
-    try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a waiting signal is raised here
-        with spool:
-            shutil.copyfileobj(sys.stdin.buffer, spool)
-    except BaseException:
-        spool.close()
-        os.unlink(spool.name)
-        raise
-    return spool.name
 
 
 @click.command("http")
@@ -393,11 +329,11 @@ def http_command(
     signals = Signals()
     spooled = None
     try:
-        with _early_signals(signals):
+        with early_signals(signals):
             # until the run installs its own handlers, SIGINT/SIGTERM end it here
             try:
                 if input_path == "-":
-                    spooled = _spool_stdin()
+                    spooled = spool_stdin()
                 opts = _Settings(
                     source=spooled or input_path, label=label, output=output, ctx=ctx,
                     statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
@@ -417,12 +353,6 @@ def http_command(
         if spooled is not None:
             with contextlib.suppress(OSError):
                 os.unlink(spooled)
-
-
-def _early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
-    if threading.current_thread() is threading.main_thread():
-        return signals.installed()
-    return contextlib.nullcontext()
 
 
 def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
@@ -476,13 +406,10 @@ def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
 def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
          started: float) -> None:
     todo = checked.left(found.done)
-    items = _Items(opts.source, opts.ctx, checked, found.done, todo)
+    items = Requests(opts.source, opts.ctx, checked, found.done, todo)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
                       kept_failed=len(found.failed))
-    pool = opts.concurrency
-    if isinstance(pool, str):  # auto[:N]: the pool holds the most the limit may reach
-        pool = int(pool.partition(":")[2] or 100)
-    client = HttpClient(concurrency=pool,
+    client = HttpClient(concurrency=pool_size(opts.concurrency),
                         retry_statuses=opts.statuses, max_body=opts.max_body,
                         include_headers=opts.include_headers, verify_tls=not opts.insecure,
                         proxies=opts.proxies, request_ids=opts.ctx.format == "openai")
@@ -495,30 +422,5 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
         die(str(exc))
     finally:
         journal.close()
-    wall = time.perf_counter() - started
-    _finish(opts, summary, found.failed, stop, wall)
-
-
-def _finish(opts: _Settings, summary: Summary, kept_failed: set[Any], stop: RunStop,
-            wall: float) -> None:
-    code = stop.exit_code(failures=bool(summary.failed or kept_failed))
-    interrupted = stop.interrupted
-    if opts.summary_json is not None:
-        write_summary_json(opts.summary_json,
-                           summary.as_dict(wall, exit_code=code, interrupted=interrupted))
-    if stop.broken_pipe:
-        exit_broken_pipe()
-    resume = f"rerun with: {resume_command()}" if opts.output != "-" else ""
-    if stop.error is not None:
-        full = stop.error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-        hint = "free space (or raise the file size limit), then " if full else ""
-        die(f"cannot write output {stop.error}; stopped sending"
-            + (f": {hint}{resume}" if resume else ""), EXIT_OUTPUT)
-    click.echo(summary.render(wall, interrupted=interrupted), err=True)
-    if kept_failed:
-        click.echo(f"  {len(kept_failed)} failed records kept from before "
-                   "(--resume --retry-failed redoes them)", err=True)
-    if interrupted:
-        where = f"{opts.output}; {resume}" if resume else "standard output"
-        click.echo(f"finished records are in {where}", err=True)
-    sys.exit(code)
+    finish(opts.output, opts.summary_json, summary, found.failed, stop,
+           time.perf_counter() - started)

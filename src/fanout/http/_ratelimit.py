@@ -198,6 +198,11 @@ def usage_of(body: bytes, api: Api) -> tuple[int, int] | None:
         usage = json.loads(body).get("usage")
     except (ValueError, AttributeError):
         return None
+    return usage_counts(usage, api)
+
+
+def usage_counts(usage: Any, api: Api) -> tuple[int, int] | None:
+    """``(prompt or input tokens, completion or output tokens)`` of a ``usage`` object."""
     if not isinstance(usage, dict):
         return None
     names = ("input_tokens", "output_tokens") if api == "anthropic" else (

@@ -49,8 +49,9 @@ def _body(rec: dict[str, Any], response: Response) -> None:
     rec["text"] = body.decode("utf-8", errors="replace")
 
 
-class _Scrubbers:
-    """One ``Scrubber`` per distinct tuple of secrets (most requests share one)."""
+class Scrubbers:
+    """One ``Scrubber`` per distinct tuple of secrets (most requests share one), and
+    the JSON line of a record with those secrets scrubbed."""
 
     def __init__(self) -> None:
         self._scrubbers: dict[tuple[str, ...], Scrubber] = {}
@@ -61,8 +62,21 @@ class _Scrubbers:
             scrubber = self._scrubbers[secrets] = Scrubber(secrets)
         return scrubber
 
+    def encode(self, rec: dict[str, Any], secrets: tuple[str, ...]) -> bytes:
+        """``rec`` as one JSON line (newline included), every secret replaced."""
+        text = _dumps(rec)
+        if secrets:
+            scrubber = self._scrubber(secrets)
+            if scrubber.found_in_json(text):
+                rec = scrubber.data(rec)
+                text = _dumps(rec)
+        try:
+            return (text + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates from a JSON body: keep them escaped
+            return (json.dumps(rec, default=str) + "\n").encode("ascii")
 
-class RecordMaker(_Scrubbers):
+
+class RecordMaker(Scrubbers):
     """Turns a finished ``Result`` into its output line (bytes, newline included)."""
 
     def __init__(self, *, include_headers: bool) -> None:
@@ -97,18 +111,7 @@ class RecordMaker(_Scrubbers):
             fast = self._spliced(result)
             if fast is not None:
                 return fast
-        rec = self.record(result)
-        text = _dumps(rec)
-        secrets: tuple[str, ...] = getattr(result.item, "secrets", ())
-        if secrets:
-            scrubber = self._scrubber(secrets)
-            if scrubber.found_in_json(text):
-                rec = scrubber.data(rec)
-                text = _dumps(rec)
-        try:
-            return (text + "\n").encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates from a JSON body: keep them escaped
-            return (json.dumps(rec, default=str) + "\n").encode("ascii")
+        return self.encode(self.record(result), getattr(result.item, "secrets", ()))
 
     def _spliced(self, result: Result[Any]) -> bytes | None:
         """A success with a JSON body: the body is checked, then written as it came
@@ -138,7 +141,7 @@ class RecordMaker(_Scrubbers):
             return None
 
 
-class BatchRecordMaker(_Scrubbers):
+class BatchRecordMaker(Scrubbers):
     """Turns a finished ``Result`` into a line of the OpenAI Batch output format."""
 
     def __init__(self) -> None:
@@ -195,17 +198,7 @@ class BatchRecordMaker(_Scrubbers):
                     return (line + "\n").encode("utf-8")
                 except UnicodeEncodeError:
                     pass
-        rec = self.record(result)
-        text = _dumps(rec)
-        if secrets:
-            scrubber = self._scrubber(secrets)
-            if scrubber.found_in_json(text):
-                rec = scrubber.data(rec)
-                text = _dumps(rec)
-        try:
-            return (text + "\n").encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates from a JSON body: keep them escaped
-            return (json.dumps(rec, default=str) + "\n").encode("ascii")
+        return self.encode(self.record(result), secrets)
 
 
 def batch_failures(path: str) -> set[Any]:

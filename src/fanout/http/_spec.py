@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from fanout.http._redact import Scrubber, is_sensitive, secret_parts
@@ -393,6 +393,14 @@ def parse_line(
                        secrets=(*ctx.secrets, *used) if used else ctx.secrets)
 
 
+class LineParser(Protocol):
+    """Reads one input line (not blank) as a request, like :func:`parse_line` (the
+    default); ``fanout chat`` passes its own, for lines that are prompts."""
+
+    def __call__(self, raw: bytes, lineno: int, index: int, ctx: Context, *,
+                 checked: bool = False) -> RequestSpec: ...
+
+
 def _from_object(
     obj: dict[str, Any], lineno: int, index: int, ctx: Context, checked: bool
 ) -> RequestSpec:
@@ -521,7 +529,8 @@ def _salvage_id(raw: bytes, lineno: int, key: str) -> str | int:
 
 
 def validate(
-    handle: IO[bytes], ctx: Context, *, skip_invalid: bool, cache_bytes: int = CACHE_BYTES
+    handle: IO[bytes], ctx: Context, *, skip_invalid: bool, cache_bytes: int = CACHE_BYTES,
+    parse: LineParser = parse_line,
 ) -> Checked:
     """Check every line; keeps the ids seen (and, for an input under ``cache_bytes``,
     the parsed lines, so it need not be read and parsed again). Raises ``InputError``
@@ -534,7 +543,7 @@ def validate(
     for lineno, raw in read_lines(handle):
         item: RequestSpec | InvalidLine
         try:
-            item = parse_line(raw, lineno, index, ctx)
+            item = parse(raw, lineno, index, ctx)
             first = seen.get(item.id)
             if first is not None:
                 raise SpecError(f"duplicate {ctx.id_field} {item.id!r} "
@@ -575,9 +584,10 @@ def iter_specs(
     ctx: Context,
     checked: Checked,
     done: set[Any] | frozenset[Any] = frozenset(),
+    parse: LineParser = parse_line,
 ) -> Iterator[RequestSpec | InvalidLine]:
-    """The requests (and invalid lines as such) of an input validated by ``validate``,
-    skipping ids in ``done``."""
+    """The requests (and invalid lines as such) of an input validated by ``validate``
+    (with the same ``parse``), skipping ids in ``done``."""
     invalid = checked.invalid
     index = 0
     for lineno, raw in read_lines(handle):
@@ -586,7 +596,7 @@ def iter_specs(
             item = InvalidLine(checked.invalid_ids[lineno], index, lineno, invalid[lineno])
         else:
             try:
-                item = parse_line(raw, lineno, index, ctx, checked=True)
+                item = parse(raw, lineno, index, ctx, checked=True)
             except SpecError as exc:  # the file changed since it was validated
                 item = InvalidLine(_salvage_id(raw, lineno, ctx.id_field), index, lineno,
                                    f"{ctx.label}:{lineno}: {exc}")

@@ -51,9 +51,12 @@ class LatencyHistogram:
 
 
 class Summary:
-    """Counts of one run of ``fanout http``."""
+    """Counts of one run of ``fanout http`` (or of ``fanout chat``, whose items are
+    ``noun="prompt"``)."""
 
-    def __init__(self, *, requests: int = 0, skipped: int = 0, kept_failed: int = 0) -> None:
+    def __init__(self, *, requests: int = 0, skipped: int = 0, kept_failed: int = 0,
+                 noun: str = "request") -> None:
+        self.noun = noun
         self.requests = requests
         self.skipped = skipped
         self.kept_failed = kept_failed
@@ -102,7 +105,7 @@ class Summary:
         second, ``wall_time`` in seconds; ``skipped`` were already in the output."""
         lat = self.latency
         return {
-            "requests": self.requests,
+            f"{self.noun}s": self.requests,
             "done": self.done,
             "skipped": self.skipped,
             "failed_before": self.kept_failed,
@@ -133,7 +136,7 @@ class Summary:
         """A few lines for stderr."""
         head = "interrupted" if interrupted else "done"
         lines = [
-            f"{head}: {self.done} request{'' if self.done == 1 else 's'} in {wall:.2f}s "
+            f"{head}: {self.done} {self.noun}{'' if self.done == 1 else 's'} in {wall:.2f}s "
             f"({overall_rate_text(self.done, wall)}): "
             f"{self.ok} ok, {self.failed} failed, {self.retries} retries"
             + (f", {self.skipped} already in the output" if self.skipped else "")
@@ -153,8 +156,9 @@ class Summary:
             )
         if self.tokens is not None:
             prompt, completion = self.tokens
+            per_minute = f", {(prompt + completion) / wall * 60:,.0f}/min overall" if wall else ""
             lines.append(f"  tokens  {prompt + completion:,} used ({prompt:,} prompt, "
-                         f"{completion:,} completion)")
+                         f"{completion:,} completion){per_minute}")
         flow = flow_summary(self.flow)
         if flow:
             lines.append(f"  flow    {flow}")

@@ -1,0 +1,142 @@
+"""What ``fanout http`` and ``fanout chat`` share: ``-c N|auto[:N]``, standard input
+spooled to a file (it is read twice), signals before the run takes them over, the
+validated input read again as the run asks for it, and the end of a run (summary,
+messages, exit code)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import click
+
+from fanout.cli._util import (
+    EXIT_OUTPUT,
+    RunStop,
+    Signals,
+    die,
+    exit_broken_pipe,
+    resume_command,
+    skip_bom,
+    write_summary_json,
+)
+from fanout.http._spec import (
+    Checked,
+    Context,
+    InvalidLine,
+    LineParser,
+    RequestSpec,
+    cached_specs,
+    iter_specs,
+    parse_line,
+)
+from fanout.http._summary import Summary
+
+
+def parse_concurrency(ctx: click.Context, param: click.Parameter, value: Any) -> int | str:
+    """``-c``: a number, ``auto`` or ``auto:N`` (a latency-driven limit of at most N)."""
+    text = str(value).strip().lower()
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    if re.fullmatch(r"auto(:[1-9][0-9]*)?", text):
+        return text
+    raise click.BadParameter(f"expected a number >= 1, auto or auto:N (got {value!r})")
+
+
+def pool_size(concurrency: int | str, default: int = 100) -> int:
+    """The connections to keep for ``-c``: under ``auto[:N]`` the most the limit may reach."""
+    if isinstance(concurrency, str):
+        return int(concurrency.partition(":")[2] or default)
+    return concurrency
+
+
+def early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
+    """SIGINT and SIGTERM end the command here until the run installs its own handlers
+    (only the main thread can take signals)."""
+    if threading.current_thread() is threading.main_thread():
+        return signals.installed()
+    return contextlib.nullcontext()
+
+
+def spool_stdin() -> str:
+    """Standard input can't be read twice: copy it to a temporary file; its path."""
+    # A signal between the file's creation and the try below would leave the file
+    # behind: it waits (blocked) until the try that removes the file can catch it.
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        spool = tempfile.NamedTemporaryFile("wb", prefix="fanout-stdin-",  # noqa: SIM115
+                                            suffix=".jsonl", delete=False)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a waiting signal is raised here
+        with spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+    except BaseException:
+        spool.close()
+        os.unlink(spool.name)
+        raise
+    return spool.name
+
+
+class Requests:
+    """The requests to send, re-read from the (validated) input; knows its length
+    so the progress bar has a total."""
+
+    def __init__(self, path: str, ctx: Context, checked: Checked, done: set[Any],
+                 total: int, parse: LineParser = parse_line) -> None:
+        self._path = path
+        self._ctx = ctx
+        self._checked = checked
+        self._done = done
+        self._total = total
+        self._parse = parse
+
+    def __len__(self) -> int:
+        return self._total
+
+    def __iter__(self) -> Iterator[RequestSpec | InvalidLine]:
+        if self._checked.cached is not None:
+            yield from cached_specs(self._checked, self._done)
+            return
+        with open(self._path, "rb") as handle:
+            skip_bom(handle)
+            yield from iter_specs(handle, self._ctx, self._checked, self._done, self._parse)
+
+
+def finish(output: str, summary_json: str | None, summary: Summary, kept_failed: set[Any],
+           stop: RunStop, wall: float) -> NoReturn:
+    """End the command: the ``--summary-json`` file, the summary on stderr, how to
+    resume after a stop, and the exit code (see ``RunStop.exit_code``)."""
+    code = stop.exit_code(failures=bool(summary.failed or kept_failed))
+    interrupted = stop.interrupted
+    if summary_json is not None:
+        write_summary_json(summary_json,
+                           summary.as_dict(wall, exit_code=code, interrupted=interrupted))
+    if stop.broken_pipe:
+        exit_broken_pipe()
+    resume = f"rerun with: {resume_command()}" if output != "-" else ""
+    if stop.error is not None:
+        full = stop.error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+        hint = "free space (or raise the file size limit), then " if full else ""
+        die(f"cannot write output {stop.error}; stopped sending"
+            + (f": {hint}{resume}" if resume else ""), EXIT_OUTPUT)
+    click.echo(summary.render(wall, interrupted=interrupted), err=True)
+    if kept_failed:
+        click.echo(f"  {len(kept_failed)} failed records kept from before "
+                   "(--resume --retry-failed redoes them)", err=True)
+    if interrupted:
+        where = f"{output}; {resume}" if resume else "standard output"
+        click.echo(f"finished records are in {where}", err=True)
+    sys.exit(code)
