@@ -103,11 +103,15 @@ class Pacer:
         step = cost * self._interval
         # A start a little late (the event loop woke us a millisecond after the
         # time) keeps the schedule, else every wake-up's delay would slow the pace
-        # down: up to 5 ms, and ``catch_up`` of a step. Either way no window of a
-        # period of 1 s or more sees more than the limit (the 3% margin of ``rate``).
+        # down: it makes up to ``catch_up`` of a step of its delay, and loses only the
+        # rest. Every start is then at least (k * step - that much) after the k-th
+        # start before it, so no window of 1 s or more sees more than the limit (the
+        # 3% margin of ``rate``). A start more than 5 ms late follows a pause: it
+        # begins a new schedule.
         tat = self.tat
-        late = now - tat
-        self.tat = (tat if late <= min(_SLACK, self._catch_up * step) else now) + step
+        if now - tat > _SLACK:
+            tat = now
+        self.tat = max(tat, now - self._catch_up * step) + step
 
     def adjust(self, now: float, delta: float) -> None:
         """A started call cost ``delta`` more (or, negative, less) than was taken.
