@@ -514,8 +514,14 @@ class Run:
             self._starve_timer = self._loop.call_later(self.config.timeout, self._starve)
         try:
             await ended
-        finally:
+        except asyncio.CancelledError:
+            # a run that ends without the call keeps counting it: it still runs
+            if not self._stopping:
+                self.stuck -= 1
+            raise
+        else:
             self.stuck -= 1
+        finally:
             if self.stuck < self._open and self._starve_timer is not None:
                 self._starve_timer.cancel()
                 self._starve_timer = None
