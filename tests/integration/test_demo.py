@@ -85,3 +85,12 @@ def test_demo_without_requests_says_how_to_install_it_in_one_line() -> None:
         "Error: fanout demo compares fanout with the requests library, which is not installed: "
         "pip install 'fanout[demo]'\n"
     )
+
+
+def test_fanout_help_lists_demo_as_the_five_ways_it_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "fanout", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    listed = next(line for line in completed.stdout.splitlines() if line.strip().startswith("demo"))
+    assert "five ways" in listed and len(WAYS) == 5, listed

@@ -32,7 +32,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "fanout.cli._mock_server:mock_server_command", "Run the embedded mock API server."
     ),
     "bench": ("fanout.cli._bench:bench_command", "Measure the concurrency models side by side."),
-    "demo": ("fanout.cli._demo:demo_command", "Offline demo: one batch done three ways, timed."),
+    "demo": ("fanout.cli._demo:demo_command", "Offline demo: one batch done five ways, timed."),
 }
 
 
