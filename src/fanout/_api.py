@@ -236,7 +236,11 @@ def map(
 
     - ``mode``: ``"sequential"``, ``"thread"`` (blocking I/O), ``"async"``
       (coroutine functions; sync ones go to the thread pool), ``"process"``
-      (CPU-bound), or ``"auto"`` (async for coroutine functions, else thread).
+      (CPU-bound), ``"dask"`` (a cluster), or ``"auto"`` (the default: async for
+      coroutine functions; otherwise the first calls run in threads while their
+      CPU demand is measured, then the rest go to processes if they are mostly
+      CPU and that pays, else stay on threads; ``fanout.last_run().mode_reason``
+      says why).
     - ``executor``: a configured executor instance (``fanout.ThreadExecutor()``,
       a cluster backend with its address...), instead of ``mode``.
     - ``concurrency``: calls running at once (default: thread 32, async 100,
