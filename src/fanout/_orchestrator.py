@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from itertools import repeat
@@ -127,6 +128,10 @@ class Run:
         self._reaper: asyncio.Task[None] | None = None
         self._first_failure: Result[Any] | None = None
         self._kept = KeptResults()
+        #: auto chose processes for a run that keeps its Results: keep them out of the
+        #: collector's way as soon as the probe's threads are gone
+        self._keep_later = False
+        self._retiring: asyncio.Task[None] | None = None
         self._progress: Progress | None = None
         #: items finished (successes and final failures)
         self.done = 0
@@ -244,6 +249,8 @@ class Run:
                 self._auto_timer.cancel()
             if self._reaper is not None:
                 workers.append(self._reaper)
+            if self._retiring is not None:
+                workers.append(self._retiring)
             for task in workers:
                 task.cancel()
             if workers:
@@ -403,6 +410,7 @@ class Run:
         process: Executor | None = None
         refused: str | None = None
         startup = 0.0
+        item_bytes: int | None = None
         if reading.share >= CPU_BOUND_SHARE:
             process = new_executor("process")
             try:
@@ -410,6 +418,7 @@ class Run:
                                 self.config.timeout)
                 if self._first_item:
                     process.check_item(self._first_item[0])
+                    item_bytes = _pickled_size(self._first_item[0])
             except ConfigError as exc:
                 process, refused = None, str(exc)
             else:
@@ -417,7 +426,8 @@ class Run:
                 startup = estimate(self._process_slots) if callable(estimate) else 0.0
         total = self._input.total
         left = total - self.done if total is not None else None
-        facts = Facts(cores(), gil_enabled(), refused, left, self._process_slots, startup)
+        facts = Facts(cores(), gil_enabled(), refused, left, self._process_slots, startup,
+                      item_bytes)
         choice = choose(reading, facts)
         if choice is None:
             return False
@@ -433,6 +443,10 @@ class Run:
             self._auto_timer = None
         if choice.mode == "process" and process is not None:
             executor, concurrency = process, self._process_slots
+            # The probe's threads leave once their calls end; then no thread runs the
+            # program's code here and the collector may be kept off the Results (_gc).
+            self._retiring = self._loop.create_task(self.executor.aclose(cancel=True))
+            self._keep_later = self.config.keep
         else:
             executor, concurrency = new_executor("thread"), self.config.concurrency
             executor.prepare(self._for(executor, self._fn), concurrency, self.config.timeout)
@@ -566,6 +580,8 @@ class Run:
         n = len(items)
         if attempts == 1 and self._sizer is not None:
             self._sizer.observe(elapsed)
+        if self._keep_later and not self._kept.active:
+            self._kept.start()
         if not errors:
             results = _results(first, n, items, values, attempts, elapsed, self._kept.active)
             self.done += n
@@ -602,6 +618,14 @@ class Run:
         waiter = self._consumer_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _pickled_size(item: Any) -> int | None:
+    """Bytes of ``item`` pickled (what sending it to a worker costs), or None."""
+    try:
+        return len(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # the process executor's own pickler may still send it
+        return None
 
 
 def _results(

@@ -28,3 +28,7 @@ def nap(x: int) -> int:
 
 def tiny(x: int) -> int:
     return x * 2
+
+
+def tiny_len(text: str) -> int:
+    return len(text)

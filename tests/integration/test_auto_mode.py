@@ -38,11 +38,27 @@ def test_sleeping_calls_stay_on_threads() -> None:
     assert "they mostly wait" in info.mode_reason
 
 
-def test_tiny_calls_stay_on_threads_in_batches() -> None:
-    results = fanout.map(jobs.tiny, range(50_000))
-    assert results.values()[-1] == 99_998
+def test_tiny_calls_on_large_items_stay_on_threads_in_batches() -> None:
+    # items that cost more to send to a worker than the call: threads, warm workers or not
+    fanout.map(jobs.tiny, range(64), mode="process")
+    results = fanout.map(jobs.tiny_len, ["x" * 2_000] * 20_000)
+    assert results.values() == [2_000] * 20_000
     info = fanout.last_run()
-    assert info is not None and info.mode == "thread" and "tiny calls" in info.mode_reason
+    assert info is not None and info.mode == "thread"
+    assert info.mode_reason.startswith("thread: tiny calls")
+
+
+def test_tiny_calls_on_small_items_go_to_warm_workers_exactly_once_in_order() -> None:
+    fanout.map(jobs.tiny, range(64), mode="process")  # a program that used processes before
+    for ordered in (True, False):
+        results = fanout.map(jobs.tiny, range(50_000), ordered=ordered)
+        assert sorted(r.value for r in results) == [2 * x for x in range(50_000)]
+        assert sorted(r.index for r in results) == list(range(50_000))
+        if ordered:
+            assert results.values() == [2 * x for x in range(50_000)]
+        info = fanout.last_run()
+        assert info is not None and info.mode == "process"
+        assert "tiny calls" in info.mode_reason and "warm worker processes" in info.mode_reason
 
 
 def test_a_coroutine_function_runs_as_coroutines() -> None:

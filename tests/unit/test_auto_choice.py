@@ -57,6 +57,21 @@ def test_cpu_bound_calls_stay_on_threads_when_processes_cannot_help(
     assert why in choice.reason
 
 
+def test_tiny_cpu_calls_go_to_warm_workers_when_the_items_are_small_and_many() -> None:
+    warm = facts(startup_s=0.0, item_bytes=30, left=50_000)
+    choice = decide(TINY, warm)
+    assert choice.mode == "process"
+    assert choice.reason == ("process: tiny calls (5 µs each, 80% CPU), sent in batches to "
+                             "the warm worker processes")
+    # any condition missing keeps them on threads
+    for change in ({"startup_s": 0.1}, {"item_bytes": 5_000}, {"item_bytes": None},
+                   {"left": 500}, {"left": None}, {"gil": False}, {"cores": 1},
+                   {"process_slots": 1}, {"process_refused": "a lambda over a lock"}):
+        assert decide(TINY, facts(**{**warm.__dict__, **change})).mode == "thread", change
+    waiting = Reading(cpu=0.000001, ready=0.0, wall=0.000005, finished=True)
+    assert decide(waiting, warm).mode == "thread"
+
+
 def test_warm_workers_make_even_a_few_calls_worth_sending() -> None:
     choice = choose(CPU, facts(left=3, startup_s=0.0))
     assert choice is not None and choice.mode == "process"
