@@ -10,13 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _lines import wait_for_lines
 
 from fanout.mock import MockServer
 
@@ -36,20 +36,6 @@ def spawn(prompts: Path, out: str, url: str, *args: str, **kw: Any) -> subproces
     return subprocess.Popen(
         [sys.executable, "-m", "fanout", "chat", str(prompts), "-o", out, "--model", "m",
          "--base-url", url, *args], env=environment(), **kw)
-
-
-def count_lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-def wait_for_lines(proc: subprocess.Popen[bytes], path: Path, n: int) -> None:
-    deadline = time.monotonic() + 30
-    while count_lines(path) < n and proc.poll() is None:
-        assert time.monotonic() < deadline, f"no {n} lines in {path} after 30 s"
-        time.sleep(0.002)
 
 
 def write_prompts(path: Path, n: int) -> list[str]:

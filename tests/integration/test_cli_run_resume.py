@@ -13,12 +13,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _lines import wait_for_lines
 
 JOBS = '''
 import os, time
@@ -45,20 +45,6 @@ def write_items(path: Path, n: int, ms: float = 0, hang_from: int | None = None)
 def spawn(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "fanout", "run", "jobs:work", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-def wait_for_lines(proc: subprocess.Popen[bytes], path: Path, n: int) -> None:
-    deadline = time.monotonic() + 30
-    while lines(path) < n and proc.poll() is None:
-        assert time.monotonic() < deadline, f"no {n} lines in {path} after 30 s"
-        time.sleep(0.002)
 
 
 def records(path: Path) -> list[dict[str, Any]]:

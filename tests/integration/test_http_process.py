@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _lines import count_lines, wait_for_lines
 
 from fanout.mock import MockServer
 
@@ -45,21 +46,6 @@ def spawn(req: Path, out: Path, *args: str, **kw: Any) -> subprocess.Popen[bytes
     return subprocess.Popen(
         [sys.executable, "-m", "fanout", "http", str(req), "-o", str(out), *args], **kw
     )
-
-
-def count_lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-def wait_for_lines(proc: subprocess.Popen[bytes], path: Path, n: int) -> None:
-    """Until ``path`` has ``n`` lines (or the process ended); bounded in time."""
-    deadline = time.monotonic() + 30
-    while count_lines(path) < n and proc.poll() is None:
-        assert time.monotonic() < deadline, f"no {n} lines in {path} after 30 s"
-        time.sleep(0.002)
 
 
 def ids_in(path: Path) -> Counter[str]:
