@@ -67,6 +67,30 @@ def early_signals(signals: Signals) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def before_the_run(signals: Signals) -> Iterator[None]:
+    """Until the run installs its own handlers, SIGINT and SIGTERM end the command
+    here, with their exit code: nothing was sent yet."""
+    with early_signals(signals):
+        try:
+            yield
+        except KeyboardInterrupt:
+            die("interrupted before anything was sent", signals.exit_code)
+
+
+@contextlib.contextmanager
+def readable_input(path: str) -> Iterator[str]:
+    """``path``; for ``-``, standard input spooled to a temporary file, removed at
+    the end."""
+    spooled = spool_stdin() if path == "-" else None
+    try:
+        yield spooled or path
+    finally:
+        if spooled is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(spooled)
+
+
 def spool_stdin() -> str:
     """Standard input can't be read twice: copy it to a temporary file; its path."""
     # A signal between the file's creation and the try below would leave the file

@@ -26,11 +26,11 @@ from fanout._journal import CorruptJournal, Journal, JournalError, LineWriter, S
 from fanout._loop import new_event_loop
 from fanout.cli._batch import (
     Requests,
-    early_signals,
+    before_the_run,
     finish,
     parse_concurrency,
     pool_size,
-    spool_stdin,
+    readable_input,
 )
 from fanout.cli._util import (
     EXIT_OUTPUT,
@@ -202,32 +202,23 @@ def chat_command(
     refuse_same_file(prompts, output, summary_json)
 
     signals = Signals()
-    spooled = None
-    try:
-        with early_signals(signals):
-            try:
-                if prompts == "-":
-                    spooled = spool_stdin()
-                opts = _Settings(
-                    source=spooled or prompts, label=label, output=output, chat=settings,
-                    input_format=input_format, concurrency=concurrency,
-                    limits={name: f"{n}/min" for name, n in (("requests", rpm),
-                                                             ("tokens", tpm)) if n is not None},
-                    timeout=timeout,
-                    retries=retries, unordered=unordered, resume=resume,
-                    retry_failed=retry_failed, summary_json=summary_json, progress=progress,
-                    proxies=proxies,
-                )
-                started = time.perf_counter()
-                lines, ctx, checked = _check_prompts(opts)
-                journal, found = _open_output(opts)
-            except KeyboardInterrupt:
-                die("interrupted before anything was sent", signals.exit_code)
+    with contextlib.ExitStack() as stack:
+        with before_the_run(signals):
+            opts = _Settings(
+                source=stack.enter_context(readable_input(prompts)), label=label,
+                output=output, chat=settings,
+                input_format=input_format, concurrency=concurrency,
+                limits={name: f"{n}/min" for name, n in (("requests", rpm),
+                                                         ("tokens", tpm)) if n is not None},
+                timeout=timeout,
+                retries=retries, unordered=unordered, resume=resume,
+                retry_failed=retry_failed, summary_json=summary_json, progress=progress,
+                proxies=proxies,
+            )
+            started = time.perf_counter()
+            lines, ctx, checked = _check_prompts(opts)
+            journal, found = _open_output(opts)
         _run(opts, lines, ctx, checked, journal, found, started)
-    finally:
-        if spooled is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(spooled)
 
 
 def _chat_settings(api: ChatApi, model: str, system: str | None, max_tokens: int | None,

@@ -31,11 +31,11 @@ from fanout._journal import (
 from fanout._loop import new_event_loop
 from fanout.cli._batch import (
     Requests,
-    early_signals,
+    before_the_run,
     finish,
     parse_concurrency,
     pool_size,
-    spool_stdin,
+    readable_input,
 )
 from fanout.cli._util import (
     EXIT_OUTPUT,
@@ -327,32 +327,22 @@ def http_command(
     refuse_same_file(input_path, output, summary_json)
 
     signals = Signals()
-    spooled = None
-    try:
-        with early_signals(signals):
-            # until the run installs its own handlers, SIGINT/SIGTERM end it here
-            try:
-                if input_path == "-":
-                    spooled = spool_stdin()
-                opts = _Settings(
-                    source=spooled or input_path, label=label, output=output, ctx=ctx,
-                    statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
-                    budget=f"{tpm}/min" if tpm is not None else None, estimator=estimator,
-                    timeout=timeout, retries=retries, max_retry_after=max_retry_after,
-                    unordered=unordered, include_headers=include_headers, resume=resume,
-                    retry_failed=retry_failed, skip_invalid=skip_invalid,
-                    summary_json=summary_json, progress=progress, insecure=insecure,
-                    proxies=proxies, input_format=input_format, base_url=base_url,
-                )
-                started = time.perf_counter()
-                opts, checked, journal, found = _prepare(opts)
-            except KeyboardInterrupt:
-                die("interrupted before anything was sent", signals.exit_code)
+    with contextlib.ExitStack() as stack:
+        with before_the_run(signals):
+            opts = _Settings(
+                source=stack.enter_context(readable_input(input_path)), label=label,
+                output=output, ctx=ctx,
+                statuses=statuses, max_body=body_cap, concurrency=concurrency, rate=rate,
+                budget=f"{tpm}/min" if tpm is not None else None, estimator=estimator,
+                timeout=timeout, retries=retries, max_retry_after=max_retry_after,
+                unordered=unordered, include_headers=include_headers, resume=resume,
+                retry_failed=retry_failed, skip_invalid=skip_invalid,
+                summary_json=summary_json, progress=progress, insecure=insecure,
+                proxies=proxies, input_format=input_format, base_url=base_url,
+            )
+            started = time.perf_counter()
+            opts, checked, journal, found = _prepare(opts)
         _run(opts, checked, journal, found, started)
-    finally:
-        if spooled is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(spooled)
 
 
 def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
