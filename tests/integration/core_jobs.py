@@ -56,8 +56,16 @@ def pid_of(x: int) -> int:
     return os.getpid()
 
 
+def record_pid(path: str) -> None:
+    """Write this process's pid to ``path/<pid>.pid`` whole: a reader never sees an
+    empty file (written aside, then renamed)."""
+    aside = Path(path, f"{os.getpid()}.tmp")
+    aside.write_text(str(os.getpid()))
+    os.replace(aside, Path(path, f"{os.getpid()}.pid"))
+
+
 def record_pid_and_sleep(path: str) -> int:
-    Path(path, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+    record_pid(path)
     time.sleep(600)
     return 0
 

@@ -163,5 +163,6 @@ def test_server_limits_pace_the_starts_from_the_first_one() -> None:
                                  server_limits={"requests": "6000/min", "tokens": "3000/s"})
 
     assert [r.value for r in asyncio.run(main())] == list(range(12))
-    # 100 calls a second at most, no burst at the start: never faster than that
-    assert started[-1] - started[0] >= 11 / 100
+    # 100 calls a second at most, no burst at the start: never faster than that (but
+    # for the pacer's slack: a start up to 5 ms late keeps the schedule)
+    assert started[-1] - started[0] >= 11 / 100 - 0.005

@@ -24,7 +24,7 @@ HERE = Path(__file__).parent
 
 def record_pid_ignore_sigterm_and_hang(path: str) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    Path(path, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+    jobs.record_pid(path)
     time.sleep(600)
     return 0
 
