@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from _pty import frames, run_in_pty
 
 from fanout.mock import MockServer
 
@@ -114,31 +114,17 @@ def test_bare_fanout_prints_its_help_and_exits_0() -> None:
 def test_run_progress_bar_shows_the_total_and_an_eta_for_a_file(tmp_path: Path) -> None:
     (tmp_path / "jobs.py").write_text(JOBS)
     (tmp_path / "in.jsonl").write_text("".join(f"{i}\n" for i in range(40)))
-    master, replica = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "fanout", "run", "jobs:slow", "in.jsonl",
-                             "-o", "out.jsonl", "-c", "1"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=replica)
-    os.close(replica)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
-    assert proc.wait(timeout=30) == 0
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    code, raw = run_in_pty([sys.executable, "-m", "fanout", "run", "jobs:slow", "in.jsonl",
+                            "-o", "out.jsonl", "-c", "1"], cwd=tmp_path)
+    assert code == 0
+    text = "\n".join(frames(raw))
     assert "40/40" in text and "done: 40/40 items" in text
     # the frames drawn while running (0.8 s, 4 frames a second) have the total, and
     # an ETA once the rate is known
-    frames = [f for f in re.split(r"[\r\n]", text) if re.search(r"\b([1-9]|[1-3][0-9])/", f)]
-    assert frames, text
-    assert all(re.search(r"/40\b", f) for f in frames), frames
-    assert any(re.search(r"ETA\s+\d+:\d\d:\d\d", f) for f in frames), frames
+    running = [f for f in frames(raw) if re.search(r"\b([1-9]|[1-3][0-9])/", f)]
+    assert running, text
+    assert all(re.search(r"/40\b", f) for f in running), running
+    assert any(re.search(r"ETA\s+\d+:\d\d:\d\d", f) for f in running), running
 
 
 @pytest.mark.parametrize("where", ["file", "stdin"])

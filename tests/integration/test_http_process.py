@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from _lines import count_lines, wait_for_lines
+from _pty import run_in_pty
 
 from fanout.mock import MockServer
 
@@ -187,27 +188,12 @@ def test_on_a_signal_records_waiting_behind_a_slow_one_are_still_written(
 def test_progress_bar_on_a_terminal_and_none_when_piped(
     make_mock_server: MakeServer, tmp_path: Path
 ) -> None:
-    import pty
-
     server = make_mock_server(latency=0.01)
     req, out = tmp_path / "req.jsonl", tmp_path / "out.jsonl"
     write_requests(req, server.url, 40, "b")
-    master, replica = pty.openpty()
-    proc = spawn(req, out, "-c", "4", stderr=replica, stdout=subprocess.DEVNULL)
-    os.close(replica)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
-    assert proc.wait(timeout=30) == 0
-    text = seen.decode(errors="replace")
+    code, text = run_in_pty([sys.executable, "-m", "fanout", "http", str(req), "-o", str(out),
+                             "-c", "4"])
+    assert code == 0
     assert "40/40" in text and "http" in text and "done: 40 requests" in text
 
     proc = spawn(req, out)
