@@ -5,6 +5,7 @@ messages, exit code)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -14,11 +15,16 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from typing import Any, NoReturn
 
 import click
 
+from fanout._errors import ConfigError
+from fanout._journal import Journal, LineWriter, Scan
+from fanout._loop import new_event_loop
+from fanout._result import Result
 from fanout.cli._util import (
     EXIT_OUTPUT,
     RunStop,
@@ -29,6 +35,7 @@ from fanout.cli._util import (
     skip_bom,
     write_summary_json,
 )
+from fanout.http._client import HttpClient
 from fanout.http._spec import (
     Checked,
     Context,
@@ -137,6 +144,47 @@ class Requests:
         with open(self._path, "rb") as handle:
             skip_bom(handle)
             yield from iter_specs(handle, self._ctx, self._checked, self._done, self._parse)
+
+
+def run_and_finish(send: Callable[[RunStop], Coroutine[Any, Any, None]], *, todo: int,
+                   journal: Journal, found: Scan, summary: Summary, output: str,
+                   summary_json: str | None, started: float) -> NoReturn:
+    """Run ``send(stop)`` on fanout's event loop when anything is left to do, close
+    the output, and end the command (``finish``)."""
+    stop = RunStop()
+    try:
+        if todo:
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(send(stop))
+    except ConfigError as exc:
+        die(str(exc))
+    finally:
+        journal.close()
+    finish(output, summary_json, summary, found.failed, stop, time.perf_counter() - started)
+
+
+async def write_records(batches: AsyncGenerator[list[Result[Any]], None],
+                        line: Callable[[Result[Any]], bytes], journal: Journal,
+                        summary: Summary, stop: RunStop, client: HttpClient) -> None:
+    """Each result's record to the output as the run hands it over; a signal or a
+    write error stops the run gracefully: nothing new starts, requests in flight
+    are cancelled, and what finished is still written. Closes ``client``."""
+    loop = asyncio.get_running_loop()
+    writer = LineWriter(journal, loop, stop.on_write_error)
+    try:
+        with stop.signals_on(loop):
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    if writer.failed:
+                        continue  # the output refused a write: let the run wind down
+                    for result in batch:
+                        writer.add(line(result))
+                        summary.add(result)
+            writer.flush()
+    finally:
+        if client.flow is not None:
+            summary.flow = client.flow.state()
+        await client.aclose()
 
 
 def finish(output: str, summary_json: str | None, summary: Summary, kept_failed: set[Any],

@@ -13,24 +13,24 @@ what is missing; and the end is ``fanout http``'s (summary, exit codes, how to r
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 import click
 
 import fanout
-from fanout._journal import CorruptJournal, Journal, JournalError, LineWriter, Scan, open_journal
-from fanout._loop import new_event_loop
+from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
 from fanout.cli._batch import (
     Requests,
     before_the_run,
-    finish,
     parse_concurrency,
     pool_size,
     readable_input,
+    run_and_finish,
+    write_records,
 )
 from fanout.cli._util import (
     EXIT_OUTPUT,
@@ -284,7 +284,7 @@ def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
 
 
 def _run(opts: _Settings, lines: PromptLines, ctx: Context, checked: Checked,
-         journal: Journal, found: Scan, started: float) -> None:
+         journal: Journal, found: Scan, started: float) -> NoReturn:
     todo = checked.left(found.done)
     items = Requests(opts.source, ctx, checked, found.done, todo, lines)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
@@ -292,43 +292,15 @@ def _run(opts: _Settings, lines: PromptLines, ctx: Context, checked: Checked,
     http = HttpClient(concurrency=pool_size(opts.concurrency), retry_statuses=RETRY_STATUSES,
                       proxies=opts.proxies)
     chat = ChatClient(http, opts.chat.api)
-    stop = RunStop()
-    try:
-        if todo:
-            with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                runner.run(_send(items, chat, journal, opts, summary, stop))
-    except fanout.ConfigError as exc:
-        die(str(exc))
-    finally:
-        journal.close()
-    finish(opts.output, opts.summary_json, summary, found.failed, stop,
-           time.perf_counter() - started)
 
+    async def send(stop: RunStop) -> None:
+        batches = fanout.aimap_batches(
+            chat, items, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
+            timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable,
+            cost=request_tokens(default_estimator), server_limits=opts.limits or None,
+            progress=opts.progress, progress_details=chat.tokens_per_minute(), stop=stop.event,
+        )
+        await write_records(batches, ChatRecordMaker().line, journal, summary, stop, http)
 
-async def _send(items: Requests, chat: ChatClient, journal: Journal, opts: _Settings,
-                summary: Summary, stop: RunStop) -> None:
-    """The run; a signal or a write error stops it gracefully: nothing new starts,
-    prompts in flight are cancelled, and what finished is still written."""
-    loop = asyncio.get_running_loop()
-    writer = LineWriter(journal, loop, stop.on_write_error)
-    maker = ChatRecordMaker()
-    batches = fanout.aimap_batches(
-        chat, items, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
-        timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable,
-        cost=request_tokens(default_estimator), server_limits=opts.limits or None,
-        progress=opts.progress, progress_details=chat.tokens_per_minute(), stop=stop.event,
-    )
-    try:
-        with stop.signals_on(loop):
-            async with contextlib.aclosing(batches):
-                async for batch in batches:
-                    if writer.failed:
-                        continue  # the output refused a write: let the run wind down
-                    for result in batch:
-                        writer.add(maker.line(result))
-                        summary.add(result)
-            writer.flush()
-    finally:
-        if chat.http.flow is not None:
-            summary.flow = chat.http.flow.state()
-        await chat.http.aclose()
+    run_and_finish(send, todo=todo, journal=journal, found=found, summary=summary,
+                   output=opts.output, summary_json=opts.summary_json, started=started)

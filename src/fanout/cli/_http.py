@@ -9,12 +9,12 @@ signals and a failing output file into a clean stop with a summary.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
 import time
 from dataclasses import dataclass, replace
+from typing import NoReturn
 
 import click
 
@@ -23,19 +23,18 @@ from fanout._journal import (
     CorruptJournal,
     Journal,
     JournalError,
-    LineWriter,
     Scan,
     drop_records,
     open_journal,
 )
-from fanout._loop import new_event_loop
 from fanout.cli._batch import (
     Requests,
     before_the_run,
-    finish,
     parse_concurrency,
     pool_size,
     readable_input,
+    run_and_finish,
+    write_records,
 )
 from fanout.cli._util import (
     EXIT_OUTPUT,
@@ -147,37 +146,6 @@ class _Settings:
     #: ``auto``, ``fanout`` or ``openai`` (``ctx.format`` is the one in use)
     input_format: str
     base_url: str | None
-
-
-async def _send(items: Requests, client: HttpClient, journal: Journal, opts: _Settings,
-                summary: Summary, stop: RunStop) -> None:
-    """Run the batch; a signal or a write error stops it gracefully: nothing new
-    starts, calls in flight are cancelled, and what finished is still written."""
-    loop = asyncio.get_running_loop()
-    writer = LineWriter(journal, loop, stop.on_write_error)
-    maker = (BatchRecordMaker() if opts.ctx.format == "openai"
-             else RecordMaker(include_headers=opts.include_headers))
-    # Result batches as they finish: one iteration step per burst, not per request.
-    batches = fanout.aimap_batches(
-        client, items, mode="async", concurrency=opts.concurrency, ordered=not opts.unordered,
-        timeout=opts.timeout, retries=opts.retries, retry_on=is_retryable, rate=opts.rate,
-        budget=opts.budget, cost=request_tokens(opts.estimator),
-        progress=opts.progress, max_retry_after=opts.max_retry_after, stop=stop.event,
-    )
-    try:
-        with stop.signals_on(loop):
-            async with contextlib.aclosing(batches):
-                async for batch in batches:
-                    if writer.failed:
-                        continue  # the output refused a write: just let the run wind down
-                    for result in batch:
-                        writer.add(maker.line(result))
-                        summary.add(result)
-            writer.flush()
-    finally:
-        if client.flow is not None:
-            summary.flow = client.flow.state()
-        await client.aclose()
 
 
 @click.command("http")
@@ -394,7 +362,7 @@ def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
 
 
 def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
-         started: float) -> None:
+         started: float) -> NoReturn:
     todo = checked.left(found.done)
     items = Requests(opts.source, opts.ctx, checked, found.done, todo)
     summary = Summary(requests=checked.count, skipped=checked.count - todo,
@@ -403,14 +371,19 @@ def _run(opts: _Settings, checked: Checked, journal: Journal, found: Scan,
                         retry_statuses=opts.statuses, max_body=opts.max_body,
                         include_headers=opts.include_headers, verify_tls=not opts.insecure,
                         proxies=opts.proxies, request_ids=opts.ctx.format == "openai")
-    stop = RunStop()
-    try:
-        if todo:
-            with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                runner.run(_send(items, client, journal, opts, summary, stop))
-    except fanout.ConfigError as exc:
-        die(str(exc))
-    finally:
-        journal.close()
-    finish(opts.output, opts.summary_json, summary, found.failed, stop,
-           time.perf_counter() - started)
+    maker = (BatchRecordMaker() if opts.ctx.format == "openai"
+             else RecordMaker(include_headers=opts.include_headers))
+
+    async def send(stop: RunStop) -> None:
+        # Result batches as they finish: one iteration step per burst, not per request.
+        batches = fanout.aimap_batches(
+            client, items, mode="async", concurrency=opts.concurrency,
+            ordered=not opts.unordered, timeout=opts.timeout, retries=opts.retries,
+            retry_on=is_retryable, rate=opts.rate, budget=opts.budget,
+            cost=request_tokens(opts.estimator), progress=opts.progress,
+            max_retry_after=opts.max_retry_after, stop=stop.event,
+        )
+        await write_records(batches, maker.line, journal, summary, stop, client)
+
+    run_and_finish(send, todo=todo, journal=journal, found=found, summary=summary,
+                   output=opts.output, summary_json=opts.summary_json, started=started)
