@@ -4,10 +4,9 @@ loop turn go out in one write at its end; a failed write is reported once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
-
-import pytest
 
 from fanout._journal import Journal, JournalError, LineWriter, open_journal
 
@@ -61,12 +60,9 @@ def test_a_failed_write_is_reported_once_and_nothing_more_is_written() -> None:
     assert failed and len(errors) == 1 and errors[0].errno == 32
 
 
-def test_stdout_is_written_through_a_descriptor_of_its_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stdout_is_written_through_a_descriptor_of_its_own(tmp_path: Path) -> None:
     target = tmp_path / "stdout.txt"
-    with target.open("w") as fake_stdout:
-        monkeypatch.setattr("sys.stdout", fake_stdout)
+    with target.open("w") as fake_stdout, contextlib.redirect_stdout(fake_stdout):
         journal, found = open_journal("-", resume=False)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, fake_stdout.fileno())  # "descriptor 1" is pointed elsewhere
