@@ -30,7 +30,7 @@ from typing import Any
 
 from fanout._auto import Choice, Facts, Probe, choose, early_choice_possible
 from fanout._batching import BatchSizer
-from fanout._classify import CPU_BOUND_SHARE, cores, gil_enabled
+from fanout._classify import CPU_BOUND_SHARE, TINY_CALL_S, cores, gil_enabled
 from fanout._config import RunConfig
 from fanout._deadlines import Deadlines
 from fanout._errors import CallTimeout, ConfigError, SlotsExhausted
@@ -418,7 +418,8 @@ class Run:
                                 self.config.timeout)
                 if self._first_item:
                     process.check_item(self._first_item[0])
-                    item_bytes = _pickled_size(self._first_item[0])
+                    if reading.finished and reading.wall < TINY_CALL_S:  # only tiny calls ask
+                        item_bytes = _pickled_size(self._first_item[0])
             except ConfigError as exc:
                 process, refused = None, str(exc)
             else:
