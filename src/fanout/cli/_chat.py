@@ -22,7 +22,7 @@ from typing import NoReturn
 import click
 
 import fanout
-from fanout._journal import CorruptJournal, Journal, JournalError, Scan, open_journal
+from fanout._journal import Journal, Scan, open_journal
 from fanout.cli._batch import (
     Requests,
     before_the_run,
@@ -33,12 +33,12 @@ from fanout.cli._batch import (
     write_records,
 )
 from fanout.cli._util import (
-    EXIT_OUTPUT,
     RunStop,
     Signals,
     check_output_paths,
     die,
     open_input,
+    output_errors,
     refuse_same_file,
     skip_bom,
 )
@@ -274,13 +274,9 @@ def _check_prompts(opts: _Settings) -> tuple[PromptLines, Context, Checked]:
 
 
 def _open_output(opts: _Settings) -> tuple[Journal, Scan]:
-    try:
+    with output_errors():
         return open_journal(opts.output, resume=opts.resume, drop_failed=opts.retry_failed,
                             key="id")
-    except CorruptJournal as exc:
-        die(str(exc))
-    except JournalError as exc:
-        die(f"cannot write output {exc}", EXIT_OUTPUT)
 
 
 def _run(opts: _Settings, lines: PromptLines, ctx: Context, checked: Checked,

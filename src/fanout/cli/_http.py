@@ -22,7 +22,6 @@ import fanout
 from fanout._journal import (
     CorruptJournal,
     Journal,
-    JournalError,
     Scan,
     drop_records,
     open_journal,
@@ -37,13 +36,13 @@ from fanout.cli._batch import (
     write_records,
 )
 from fanout.cli._util import (
-    EXIT_OUTPUT,
     RunStop,
     Signals,
     check_output_paths,
     die,
     load_function,
     open_input,
+    output_errors,
     refuse_same_file,
     skip_bom,
 )
@@ -333,12 +332,8 @@ def _prepare(opts: _Settings) -> tuple[_Settings, Checked, Journal, Scan]:
             checked = validate(handle, opts.ctx, skip_invalid=opts.skip_invalid)
         except InputError as exc:
             die(str(exc))
-    try:
+    with output_errors():
         journal, found = _open_output(opts)
-    except CorruptJournal as exc:
-        die(str(exc))
-    except JournalError as exc:
-        die(f"cannot write output {exc}", EXIT_OUTPUT)
     return opts, checked, journal, found
 
 

@@ -29,7 +29,7 @@ import click
 
 import fanout
 from fanout._flow import flow_summary
-from fanout._journal import CorruptJournal, Journal, JournalError, LineWriter, Scan, open_journal
+from fanout._journal import Journal, LineWriter, Scan, open_journal
 from fanout._loop import new_event_loop
 from fanout._progress_rate import overall_rate_text
 from fanout.cli._run_input import (
@@ -54,6 +54,7 @@ from fanout.cli._util import (
     exit_broken_pipe,
     load_executor,
     load_function,
+    output_errors,
     refuse_same_file,
     resume_command,
     write_summary_json,
@@ -284,12 +285,8 @@ def _open_source(path: str, label: str) -> tuple[Source | None, Iterable[bytes] 
 
 
 def _open_output(output: str, resume: bool, retry_failed: bool) -> tuple[Journal, Scan]:
-    try:
+    with output_errors():
         return open_journal(output, resume=resume, drop_failed=retry_failed, key="index")
-    except CorruptJournal as exc:
-        die(str(exc))
-    except JournalError as exc:
-        die(f"cannot write output {exc}", EXIT_OUTPUT)
 
 
 async def _drive(call: Callable[..., Any], items: FileItems | StreamItems, journal: Journal,

@@ -21,7 +21,7 @@ from typing import IO, Any, NoReturn
 
 import click
 
-from fanout._journal import JournalError
+from fanout._journal import CorruptJournal, JournalError
 from fanout.executors import Executor
 
 EXIT_OK = 0
@@ -39,6 +39,19 @@ def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``Error: message`` on stderr (one line) and exit with ``code``."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def output_errors() -> Iterator[None]:
+    """While the output is opened (and, on ``--resume``, read): a file that is not an
+    output of this command is a usage error (exit 2), one that cannot be written
+    exits 74; one line each."""
+    try:
+        yield
+    except CorruptJournal as exc:
+        die(str(exc))
+    except JournalError as exc:
+        die(f"cannot write output {exc}", EXIT_OUTPUT)
 
 
 def open_input(path: str, *, what: str = "input", label: str | None = None,
