@@ -1,6 +1,6 @@
 """Overhead of fanout against the stdlib and peer equivalents, measured in one run.
 
-    python benchmarks/overhead.py            # full run (a few minutes on 2 cores)
+    python benchmarks/overhead.py            # full run (about 2 minutes on 2 cores)
     python benchmarks/overhead.py --quick    # 1 repeat, smaller sizes (~15 s)
 
 Sections (issue 2, item 6):
@@ -666,6 +666,9 @@ def header(args: argparse.Namespace) -> str:
         f"  repeats : {args.repeat} (median); pools made per call pay their start-up in every "
         "cell, fanout's process workers and joblib's are warm after the warm-up; "
         f"multiprocessing default start method: {multiprocessing.get_start_method()}",
+        *(["  skipped : the rows of " + " and ".join(missing) + " (not installed: "
+            "pip install -e '.[peers]')"] if (missing := [m for m in ("joblib", "mpire")
+                                                          if not _optional(m)]) else []),
         f"  date    : {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"  load    : {_load()} at the start (other work on the machine makes figures noisy;"
         " see the spread column)",
