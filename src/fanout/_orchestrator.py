@@ -49,6 +49,8 @@ logger = logging.getLogger("fanout")
 
 # A job is a run of consecutive input items: (first index, items, attempts so far).
 _Job = tuple[int, list[Any], int]
+#: the longest a running batch holds the results of its calls that have finished (s)
+HOLD_S = 0.25
 
 #: how often a probe that has not read clearly yet is looked at again
 EARLY_TICK_S = 0.001
@@ -365,13 +367,20 @@ class Run:
                 if timeout is not None:
                     await self._run_timed(job, started, timeout, task)
                     continue
+                call = self.executor.submit(job[1])
+                early = _FileEarly(self, job, call) if len(job[1]) > 1 else None
                 try:
-                    outcome = await self.executor.submit(job[1])
+                    outcome = await call
                 except BaseException:
                     flow.release()
                     raise
+                finally:
+                    if early is not None:
+                        early.cancel()
                 flow.observe(started, outcome)
                 flow.release()
+                if early is not None and early.filed:
+                    job, outcome = early.rest(outcome)
                 self._file(job, outcome)
         except asyncio.CancelledError:
             raise
@@ -619,6 +628,51 @@ class Run:
         waiter = self._consumer_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+class _FileEarly:
+    """A batch still running after ``HOLD_S`` (a slow call after quick ones): every
+    ``HOLD_S``, the results its calls already have are filed, so that they reach
+    the consumer (and ``fanout run``'s output) without waiting for the slow one.
+    For executors whose calls can say so (``partial()``, see ``Executor.submit``)."""
+
+    __slots__ = ("_partial", "_run", "_timer", "filed", "job")
+
+    def __init__(self, run: Run, job: _Job, call: Any) -> None:
+        self._run = run
+        self.job = job
+        self._partial: Callable[[], Outcome] | None = getattr(call, "partial", None)
+        #: how many of the batch's results are filed already
+        self.filed = 0
+        self._timer = (run._loop.call_later(HOLD_S, self._check)
+                       if self._partial is not None else None)
+
+    def _check(self) -> None:
+        assert self._partial is not None
+        first, items, attempts = self.job
+        values, elapsed, errors = self._partial()
+        if len(values) > self.filed:
+            _, outcome = _tail(self.job, (values, elapsed, errors), self.filed)
+            done = len(values)
+            self._run._file((first + self.filed, items[self.filed:done], attempts), outcome)
+            self.filed = done
+        self._timer = self._run._loop.call_later(HOLD_S, self._check)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def rest(self, outcome: Outcome) -> tuple[_Job, Outcome]:
+        """The batch's job and outcome without the results filed early."""
+        return _tail(self.job, outcome, self.filed)
+
+
+def _tail(job: _Job, outcome: Outcome, k: int) -> tuple[_Job, Outcome]:
+    """``job`` and its ``outcome`` from the ``k``-th item on."""
+    first, items, attempts = job
+    values, elapsed, errors = outcome
+    rest = {i - k: e for i, e in (errors or {}).items() if i >= k}
+    return (first + k, items[k:], attempts), (values[k:], elapsed[k:], rest or None)
 
 
 def _pickled_size(item: Any) -> int | None:

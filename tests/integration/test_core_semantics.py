@@ -464,3 +464,20 @@ def test_an_item_from_a_slow_async_source_never_waits_for_the_next_one(mode: str
 
     got = asyncio.run(asyncio.wait_for(main(), 20))
     assert got == [2 * i for i in range(300)]
+
+
+def test_a_call_that_hangs_does_not_hold_back_the_results_batched_before_it() -> None:
+    # quick calls travel in batches; the one that hangs is in a batch with some of
+    # them: their results must still come out while it hangs
+    released = threading.Event()
+
+    def work(x: int) -> object:
+        return released.wait(30) if x == 200 else x
+
+    got = []
+    for result in fanout.imap(work, range(201), mode="thread", concurrency=1):
+        got.append(result.value)
+        if result.index == 199:
+            released.set()
+    assert got[:200] == list(range(200))
+    assert got[200] is True  # released by the consumer, not by the wait's timeout

@@ -94,7 +94,11 @@ class Executor(ABC):
     def submit(self, items: list[Any]) -> Awaitable[Outcome]:
         """Run the function on each item; one outcome per item, in order.
 
-        Cancelling the returned awaitable stops the call as ``stops`` says.
+        Cancelling the returned awaitable stops the call as ``stops`` says. It may
+        have ``started``, a future done when the calls really start (a deadline
+        counts from then), and ``partial()``, the outcome of the calls of the batch
+        finished so far (the orchestrator files those of a slow batch early, so a
+        call that hangs does not hold back the results of the ones before it).
         """
 
     def stopped(self, call: Awaitable[Outcome]) -> Awaitable[None] | None:

@@ -105,14 +105,21 @@ class SyncRunner:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
 
-    def run_batch(self, items: list[Any]) -> Outcome:
+    def run_batch(self, items: list[Any], into: Outcome | None = None) -> Outcome:
+        """Call ``fn`` on each item in turn. ``into``, empty ``(values, elapsed,
+        errors)`` columns (``errors`` a dict), is filled as the calls finish, so
+        another thread can read the finished ones (``finished``) meanwhile."""
         fn = self.fn
         clock = time.perf_counter
         coroutine = types.CoroutineType
         is_async = self._is_async
-        values: list[Any] = []
-        elapsed = array.array("d")
-        errors: dict[int, BaseException] | None = None
+        values: list[Any]
+        elapsed: Any
+        errors: dict[int, BaseException] | None
+        if into is None:
+            values, elapsed, errors = [], array.array("d"), None
+        else:
+            values, elapsed, errors = into
         add_value = values.append
         add_elapsed = elapsed.append
         last = clock()
@@ -128,14 +135,22 @@ class SyncRunner:
                 value = None
             add_value(value)
             now = clock()
-            add_elapsed(now - last)
+            add_elapsed(now - last)  # last: a reader counts a call finished from here
             last = now
-        return values, elapsed, errors
+        return values, elapsed, errors or None
 
     def close(self) -> None:
         if self._loop is not None:
             self._loop.close()
             self._loop = None
+
+
+def finished(progress: Outcome) -> Outcome:
+    """The calls of a batch that ``run_batch`` is still filling that have finished."""
+    values, elapsed, errors = progress
+    n = len(elapsed)
+    early = {i: e for i, e in dict(errors or {}).items() if i < n}
+    return values[:n], elapsed[:n], early or None
 
 
 async def run_async_batch(fn: Callable[..., Any], items: list[Any]) -> Outcome:

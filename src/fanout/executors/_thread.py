@@ -13,6 +13,7 @@ then). A call cancelled before a thread picked it up never runs.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import queue
@@ -21,13 +22,13 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from fanout.executors._base import Executor
-from fanout.executors._calls import Outcome, SyncRunner
+from fanout.executors._calls import Outcome, SyncRunner, finished
 
 
 class _Call:
     """One batch handed to the pool; ``await`` it for its outcome."""
 
-    __slots__ = ("abandoned", "ended", "executor", "future", "items", "thread")
+    __slots__ = ("abandoned", "ended", "executor", "future", "items", "progress", "thread")
 
     def __init__(
         self, executor: ThreadExecutor, items: list[Any], future: asyncio.Future[Outcome]
@@ -40,6 +41,12 @@ class _Call:
         self.thread: threading.Thread | None = None
         #: set when abandoned while running: done once the thread has finished it
         self.ended: asyncio.Future[None] | None = None
+        #: the outcome as the thread fills it in
+        self.progress: Outcome = ([], array.array("d"), {})
+
+    def partial(self) -> Outcome:
+        """The calls of this batch that have finished so far."""
+        return finished(self.progress)
 
     def __await__(self) -> Generator[Any, None, Outcome]:
         try:
@@ -107,7 +114,7 @@ class ThreadExecutor(Executor):
                     continue
                 result: Outcome | BaseException
                 try:
-                    result = runner.run_batch(call.items)
+                    result = runner.run_batch(call.items, call.progress)
                 except BaseException as exc:  # pragma: no cover - run_batch records errors
                     result = exc
                 with lock:
